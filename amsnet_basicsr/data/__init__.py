@@ -1,0 +1,3 @@
+"""AMSNet's datasets registered into BasicSR's DATASET_REGISTRY (explicit imports, no folder scan)."""
+from . import noisy_image_dataset  # noqa: F401
+from . import benchmark_datasets  # noqa: F401

@@ -1,0 +1,2 @@
+"""AMSNet's model registered into BasicSR's MODEL_REGISTRY (explicit imports, no folder scan)."""
+from . import amsnet_model  # noqa: F401

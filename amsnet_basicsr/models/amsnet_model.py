@@ -1,0 +1,121 @@
+"""AMSNetModel: BasicSR's SRModel with AMSNet's asymmetric mask scheme around the denoiser ``network_g``."""
+from collections import OrderedDict
+from dataclasses import dataclass, fields
+
+import torch
+from basicsr.models.sr_model import SRModel
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from .. import scheme
+from ..losses.amsnet_loss import FinetuneLoss, MaskedL1Loss
+
+STAGE_LOSSES = {'mask': MaskedL1Loss, 'finetune': FinetuneLoss}
+
+
+@dataclass(frozen=True)
+class SchemeOptions:
+    """The ``amsnet:`` section of an options file (SPEC §2 defaults)."""
+    train_stride: int = 5
+    test_stride: int = 2
+    num_branches: int = 2
+    masks_per_pixel: int = 1
+    size_multiple: int = 1
+    chunk_size: int = None
+    seed: int = 0
+    r3: dict = None
+
+    @classmethod
+    def from_opt(cls, section):
+        """Validate ``opt['amsnet']``; errors name the key and the allowed values."""
+        section = dict(section or {})
+        allowed = [field.name for field in fields(cls)]
+        unknown = sorted(set(section) - set(allowed))
+        if unknown:
+            raise ValueError(f'amsnet.{unknown[0]}: unknown option; allowed: {", ".join(allowed)}')
+        options = cls(**section)
+        for key in ('train_stride', 'test_stride', 'size_multiple'):
+            if not isinstance(getattr(options, key), int) or getattr(options, key) < 1:
+                raise ValueError(f'amsnet.{key} must be an integer >= 1, got {getattr(options, key)!r}')
+        if options.chunk_size is not None and (not isinstance(options.chunk_size, int) or options.chunk_size < 1):
+            raise ValueError(f'amsnet.chunk_size must be null or an integer >= 1, got {options.chunk_size!r}')
+        try:
+            scheme.check_mask_config(options.num_branches, options.masks_per_pixel)
+        except ValueError as error:
+            raise ValueError(f'amsnet.num_branches / amsnet.masks_per_pixel: {error}') from None
+        r3 = {'enabled': False, 'times': 8, 'prob': 0.16, **(options.r3 or {})}
+        unknown = sorted(set(r3) - {'enabled', 'times', 'prob'})
+        if unknown:
+            raise ValueError(f'amsnet.r3.{unknown[0]}: unknown option; allowed: enabled, times, prob')
+        if not isinstance(r3['times'], int) or r3['times'] < 1:
+            raise ValueError(f'amsnet.r3.times must be an integer >= 1, got {r3["times"]!r}')
+        if not 0.0 <= r3['prob'] <= 1.0:
+            raise ValueError(f'amsnet.r3.prob must be in [0, 1], got {r3["prob"]!r}')
+        return cls(**{**section, 'r3': r3})
+
+    def inference_kwargs(self):
+        """Keyword arguments of :func:`scheme.denoise` for MMDB at the test stride, then R^3 if enabled."""
+        return dict(stride=self.test_stride, num_branches=self.num_branches, masks_per_pixel=self.masks_per_pixel,
+                    multiple=self.size_multiple, chunk_size=self.chunk_size,
+                    refine_times=self.r3['times'] if self.r3['enabled'] else 0, refine_prob=self.r3['prob'])
+
+
+@MODEL_REGISTRY.register()
+class AMSNetModel(SRModel):
+    """AMSNet around any registered denoiser D_E (``network_g``).
+
+    Training (``train.stage``): ``mask`` is variant B — PD at ``amsnet.train_stride``, one fresh random mask per
+    step and L_m (Eq. 2-4); ``finetune`` is variant P — the full MMDB output at the training stride and L_t
+    (Eq. 9-10). Testing: MMDB at ``amsnet.test_stride`` (Eq. 6-8), then R^3 when ``amsnet.r3.enabled`` (-E).
+    Only the noisy ``lq`` is read in training; ``gt``, when a validation set has it, only feeds the metrics.
+    """
+
+    def __init__(self, opt):
+        self.scheme_options = SchemeOptions.from_opt(opt.get('amsnet'))
+        super().__init__(opt)
+
+    def init_training_settings(self):
+        self.stage = self.opt['train'].get('stage', 'mask')
+        if self.stage not in STAGE_LOSSES:
+            raise ValueError(f'train.stage: {self.stage!r} is not one of {", ".join(STAGE_LOSSES)}')
+        super().init_training_settings()
+        expected = STAGE_LOSSES[self.stage]
+        if not isinstance(self.cri_pix, expected):
+            raise ValueError(f'train.pixel_opt.type must be {expected.__name__} for train.stage {self.stage!r}')
+        seed = (self.opt.get('manual_seed') or 0) + self.opt.get('rank', 0)
+        self.mask_generator = torch.Generator(self.device).manual_seed(seed)
+
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        """Any ``torch.optim`` optimiser by name (basicsr 1.4.2 knows only Adam; the paper uses AdamW)."""
+        optimizer_class = getattr(torch.optim, optim_type, None)
+        if not isinstance(optimizer_class, type) or not issubclass(optimizer_class, torch.optim.Optimizer):
+            raise ValueError(f'train.optim_g.type: {optim_type!r} is not a torch.optim optimizer (e.g. AdamW, Adam)')
+        return optimizer_class(params, lr, **kwargs)
+
+    def optimize_parameters(self, current_iter):
+        options = self.scheme_options
+        self.optimizer_g.zero_grad()
+        if self.stage == 'mask':
+            prediction, masked = scheme.masked_training_forward(
+                self.net_g, self.lq, options.train_stride, self.mask_generator, options.num_branches,
+                options.masks_per_pixel, options.size_multiple)
+            loss, name = self.cri_pix(prediction, self.lq, masked), 'l_mask'
+        else:
+            denoised = scheme.mmdb(self.net_g, self.lq, options.train_stride, self.mask_generator,
+                                   options.num_branches, options.masks_per_pixel, options.size_multiple,
+                                   options.chunk_size)
+            loss, name = self.cri_pix(denoised, self.lq), 'l_total'
+        loss.backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(OrderedDict([(name, loss)]))
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def test(self):
+        """Denoise ``self.lq`` into ``self.output`` with masks seeded from ``amsnet.seed`` (reproducible)."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        was_training = net.training
+        net.eval()
+        generator = torch.Generator(self.device).manual_seed(self.scheme_options.seed)
+        with torch.no_grad():
+            self.output = scheme.denoise(net, self.lq, generator, **self.scheme_options.inference_kwargs())
+        net.train(was_training)

@@ -1,0 +1,168 @@
+"""The asymmetric mask scheme of AMSNet (Liao et al., ECCV 2024) as pure torch functions.
+
+Nothing here knows about BasicSR: every function takes tensors, a denoiser (any image-to-image
+``nn.Module`` with the same channels in and out) and, where randomness is involved, an explicit
+``torch.Generator`` on the device of the images. Equation numbers are those of the paper
+("Eq.") and of its supplement ("Supp. Eq."). Images are (B, C, H, W) tensors in [0, 1].
+"""
+import torch
+
+
+def _reflect_index(size, padded_size, device):
+    """Indices 0..padded_size-1 folded into 0..size-1 by mirror reflection (any pad length)."""
+    index = torch.arange(padded_size, device=device)
+    if size == 1:
+        return torch.zeros_like(index)
+    period = 2 * (size - 1)
+    index = index % period
+    return torch.where(index < size, index, period - index)
+
+
+def pad_to_multiple(x, unit):
+    """Reflect-pad the last two dims of ``x`` (any dtype) at the bottom/right to multiples of ``unit``."""
+    height, width = x.shape[-2:]
+    padded_height, padded_width = -(-height // unit) * unit, -(-width // unit) * unit
+    if (padded_height, padded_width) == (height, width):
+        return x
+    rows = _reflect_index(height, padded_height, x.device)
+    cols = _reflect_index(width, padded_width, x.device)
+    return x[..., rows[:, None], cols]
+
+
+def pd_down(x, stride, multiple=1):
+    """Pixel-shuffle downsampling P_s (Sec. 3.2): (B, C, H, W) -> (B*s*s, C, H/s, W/s).
+
+    Sub-image (i, j) is x[..., i::s, j::s] and sits at batch index b*s*s + i*s + j. H and W are first
+    reflect-padded to multiples of ``stride * multiple`` so that the sub-images are multiples of
+    ``multiple`` (the denoiser's size requirement); :func:`pd_up` crops the padding away.
+    """
+    x = pad_to_multiple(x, stride * multiple)
+    batch, channels, height, width = x.shape
+    s = stride
+    x = x.reshape(batch, channels, height // s, s, width // s, s)
+    return x.permute(0, 3, 5, 1, 2, 4).reshape(batch * s * s, channels, height // s, width // s)
+
+
+def pd_up(y, stride, size):
+    """Inverse pixel-shuffle P_s^-1 (Eq. 8): (B*s*s, C, h, w) -> (B, C, size[0], size[1])."""
+    n, channels, height, width = y.shape
+    s = stride
+    y = y.reshape(n // (s * s), s, s, channels, height, width).permute(0, 3, 4, 1, 5, 2)
+    return y.reshape(n // (s * s), channels, height * s, width * s)[..., :size[0], :size[1]]
+
+
+def check_mask_config(num_branches, masks_per_pixel=1):
+    """Raise ValueError unless 2 <= k and 1 <= m < k (Eq. 5, Supp. Sec. 1.2)."""
+    if num_branches < 2:
+        raise ValueError(f'num_branches (k) must be >= 2, got {num_branches}')
+    if not 1 <= masks_per_pixel < num_branches:
+        raise ValueError(f'masks_per_pixel (m) must be in [1, k-1] = [1, {num_branches - 1}], got {masks_per_pixel}')
+
+
+def sample_mask_groups(noisy, num_branches, generator):
+    """One group id g in {0..k-1} per pixel of ``noisy``, uniform and independent, shared by channels.
+
+    Returns a (B, 1, H, W) int64 tensor drawn from ``generator`` (which must live on ``noisy.device``).
+    Groups are drawn in image space and carried through :func:`pd_down` with the image, so every PD
+    sub-image gets its own independent draw and a reflect-padded copy of a pixel always shares its mask.
+    """
+    batch, _, height, width = noisy.shape
+    return torch.randint(num_branches, (batch, 1, height, width), generator=generator, device=noisy.device)
+
+
+def masked_in_branch(groups, branch, num_branches, masks_per_pixel=1):
+    """The complementary mask M~^i of branch i (Eq. 5): True where the pixel is zeroed in branch i.
+
+    A pixel of group g is masked in the m branches g, g+1, ..., g+m-1 (mod k). With m = 1 this is the
+    k-partition of Eq. 5 (sum_i M~^i = 1, sum_i M^i = k-1); with m > 1 it is the over-masking variant
+    of Supp. Sec. 1.2 (each pixel masked in exactly m branches, ratio m/k per branch). ``branch`` may be a
+    tensor broadcastable against ``groups``.
+    """
+    return torch.remainder(branch - groups, num_branches) < masks_per_pixel
+
+
+def masked_training_forward(denoiser, noisy, stride, generator, num_branches=2, masks_per_pixel=1, multiple=1):
+    """Single-mask training forward of variant B (Eq. 2-4).
+
+    x_s = P_s(I_N); one fresh mask (branch 0 of a k-partition, ratio m/k); y = D_E(M ⊙ x_s).
+    Returns ``(prediction, masked)`` in image space: the denoiser's output P_s^-1(y) and the bool
+    (B, 1, H, W) mask M~ of the pixels it had to restore. Only those pixels may enter the loss.
+    """
+    masked = masked_in_branch(sample_mask_groups(noisy, num_branches, generator), 0, num_branches,
+                              masks_per_pixel)
+    sub_images = pd_down(noisy, stride, multiple).masked_fill(pd_down(masked, stride, multiple), 0)
+    return pd_up(denoiser(sub_images), stride, noisy.shape[-2:]), masked
+
+
+def mask_loss(prediction, target, masked):
+    """L_m (Eq. 4): mean absolute error over the masked positions M~ only (all channels)."""
+    weight = masked.to(prediction.dtype)
+    total = weight.sum() * prediction.shape[1]
+    return ((prediction - target).abs() * weight).sum() / total.clamp_min(1)
+
+
+def mmdb(denoiser, noisy, stride, generator, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None):
+    """Multi-branch mask complementary denoising block (Eq. 6-8; Supp. Eq. 2 for m > 1).
+
+    I_DN = P_s^-1( sum_i M~^i ⊙ D_E(M^i ⊙ P_s(I_N)) / m ). The k branch inputs of all B*s*s sub-images
+    form one batch of k*B*s*s denoiser passes, run ``chunk_size`` at a time (all at once when None);
+    each chunk's masked inputs are built on the fly, so no full image is copied per mask.
+    Differentiable: the fine-tune stage (Eq. 10) back-propagates through all branches.
+    """
+    check_mask_config(num_branches, masks_per_pixel)
+    groups = pd_down(sample_mask_groups(noisy, num_branches, generator), stride, multiple)
+    sub_images = pd_down(noisy, stride, multiple)
+    num_sub_images = sub_images.shape[0]
+    num_passes = num_branches * num_sub_images
+    chunk_size = chunk_size or num_passes
+    restored = torch.zeros_like(sub_images)
+    for start in range(0, num_passes, chunk_size):
+        pass_index = torch.arange(start, min(start + chunk_size, num_passes), device=noisy.device)
+        branch, sample = pass_index // num_sub_images, pass_index % num_sub_images
+        masked = masked_in_branch(groups[sample], branch.view(-1, 1, 1, 1), num_branches, masks_per_pixel)
+        prediction = denoiser(sub_images[sample].masked_fill(masked, 0))
+        restored = restored.index_add(0, sample, prediction.masked_fill(~masked, 0).to(restored.dtype))
+    return pd_up(restored / masks_per_pixel, stride, noisy.shape[-2:])
+
+
+def random_replacement_refinement(denoiser, noisy, denoised, generator, times=8, prob=0.16, num_branches=2,
+                                  masks_per_pixel=1, multiple=1, chunk_size=None):
+    """R^3, the random-replacement refinement of AP-BSN used by the -E variants (Sec. 3.5).
+
+    T copies of I_DN in which each pixel (all channels together) is replaced by its noisy value with
+    probability p; MMDB without PD (s = 1) on every copy; the mean of the T results. All T*k passes go
+    through the denoiser as one batch, ``chunk_size`` at a time.
+    """
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f'R3 replacement probability must be in [0, 1], got {prob}')
+    batch, channels, height, width = noisy.shape
+    replace = torch.rand((times, batch, 1, height, width), generator=generator, device=noisy.device) < prob
+    copies = torch.where(replace, noisy, denoised).reshape(times * batch, channels, height, width)
+    refined = mmdb(denoiser, copies, 1, generator, num_branches, masks_per_pixel, multiple, chunk_size)
+    return refined.reshape(times, batch, channels, height, width).mean(0)
+
+
+def denoise(denoiser, noisy, generator, stride=2, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None,
+            refine_times=0, refine_prob=0.16):
+    """Full inference: MMDB at the inference stride (variant B/P), then R^3 when ``refine_times`` > 0 (-E)."""
+    denoised = mmdb(denoiser, noisy, stride, generator, num_branches, masks_per_pixel, multiple, chunk_size)
+    if refine_times > 0:
+        denoised = random_replacement_refinement(denoiser, noisy, denoised, generator, refine_times, refine_prob,
+                                                 num_branches, masks_per_pixel, multiple, chunk_size)
+    return denoised
+
+
+def smoothness_prior(image, eps=1e-6):
+    """L_p (Eq. 9): isotropic total variation sqrt(dx^2 + dy^2 + eps), averaged per pixel and channel."""
+    dy = image[..., 1:, :-1] - image[..., :-1, :-1]
+    dx = image[..., :-1, 1:] - image[..., :-1, :-1]
+    return torch.sqrt(dx * dx + dy * dy + eps).mean()
+
+
+def finetune_loss(denoised, noisy, smoothness_weight=0.01):
+    """L_t (Eq. 10) = lambda * L_p(I_DN) + ||I_DN - I_N||_1, both terms per-pixel means.
+
+    ``denoised`` is the full MMDB output, in which every pixel was predicted from an input where it was
+    zeroed, so the L1 term to the noisy image cannot be minimised by the identity.
+    """
+    return smoothness_weight * smoothness_prior(denoised) + (denoised - noisy).abs().mean()

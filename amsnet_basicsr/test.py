@@ -1,0 +1,15 @@
+"""Test AMSNet with BasicSR's pipeline, e.g. ``python amsnet_basicsr/test.py -opt options/test_SIDD.yml``."""
+import os
+
+import amsnet_basicsr  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr import)
+from basicsr.test import test_pipeline
+
+
+def main():
+    # BasicSR resolves relative dataset/checkpoint paths and the --auto_resume lookup against the current
+    # directory, so the current directory is also the root of results/<name>/ (the repo root in the README).
+    test_pipeline(os.getcwd())
+
+
+if __name__ == '__main__':
+    main()

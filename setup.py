@@ -1,0 +1,39 @@
+"""amsnet-basicsr: AMSNet (ECCV 2024) self-supervised real image denoising as a BasicSR plugin."""
+from setuptools import find_packages, setup
+
+setup(
+    name='amsnet_basicsr',
+    version='0.1.0',
+    description='AMSNet: asymmetric mask scheme for self-supervised real image denoising, as a BasicSR plugin',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.9',
+    packages=find_packages(include=['amsnet_basicsr', 'amsnet_basicsr.*']),
+    install_requires=[
+        'basicsr==1.4.2',
+        'torch>=2.0',
+        'torchvision>=0.15',
+        'spandrel>=0.4',
+        'spandrel_extra_arches>=0.2',
+        'numpy',
+        'opencv-python',
+        'lmdb',
+        'pyyaml',
+        'addict',
+        'tb-nightly',
+        'tqdm',
+        'scipy',
+        'h5py',
+        'scikit-image',
+    ],
+    extras_require={'test': ['pytest']},
+    entry_points={
+        'console_scripts': [
+            'amsnet-train=amsnet_basicsr.train:main',
+            'amsnet-test=amsnet_basicsr.test:main',
+            'amsnet-demo=amsnet_basicsr.demo:main',
+            'amsnet-denoise=amsnet_basicsr.denoise:main',
+        ],
+    },
+)

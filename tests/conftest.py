@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny noisy/clean image folders and BasicSR option files written to tmp_path."""
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def correlated_noisy(clean, sigma, rng):
+    """Clean image plus Gaussian noise blurred over 3x3 (spatially correlated like demosaicked sRGB noise)."""
+    noise = cv2.GaussianBlur(rng.normal(0, 1, clean.shape).astype(np.float32), (3, 3), 0.8)
+    return np.clip(clean + sigma * noise / noise.std(), 0, 1)
+
+
+def smooth_scene(height, width, rng):
+    """A smooth colourful test scene in [0, 1] (HWC, RGB)."""
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    phases = rng.uniform(0, 2 * np.pi, 3)
+    return np.stack([0.5 + 0.35 * np.sin(4 * xx + 3 * yy + p) for p in phases], axis=-1).astype(np.float32)
+
+
+@pytest.fixture
+def image_folders(tmp_path):
+    """noisy/ (training, noisy only) and val_noisy/ + val_clean/ (paired), 8-bit PNG."""
+    rng = np.random.default_rng(0)
+    folders = {name: tmp_path / name for name in ('noisy', 'val_noisy', 'val_clean')}
+    for folder in folders.values():
+        folder.mkdir()
+    for index in range(4):
+        clean = smooth_scene(64, 64, rng)
+        cv2.imwrite(str(folders['noisy'] / f'train_{index}.png'),
+                    (correlated_noisy(clean, 0.08, rng)[..., ::-1] * 255).round().astype(np.uint8))
+    for index in range(2):
+        clean = smooth_scene(48, 40, rng)
+        cv2.imwrite(str(folders['val_clean'] / f'val_{index}.png'), (clean[..., ::-1] * 255).round().astype(np.uint8))
+        cv2.imwrite(str(folders['val_noisy'] / f'val_{index}.png'),
+                    (correlated_noisy(clean, 0.08, rng)[..., ::-1] * 255).round().astype(np.uint8))
+    return folders
+
+
+def write_options(path, options):
+    path.write_text(yaml.safe_dump(options, sort_keys=False))
+    return path
+
+
+def run_entry_point(script, option_file, cwd, *extra, timeout=300):
+    """Run ``amsnet_basicsr/<script>`` as users do, in ``cwd``; fail with its output if it fails."""
+    result = subprocess.run([sys.executable, str(REPO / 'amsnet_basicsr' / script), '-opt', str(option_file), *extra],
+                            cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f'{script} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}'
+    return result
