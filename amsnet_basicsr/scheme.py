@@ -121,7 +121,7 @@ def mmdb(denoiser, noisy, stride, generator, num_branches=2, masks_per_pixel=1, 
         branch, sample = pass_index // num_sub_images, pass_index % num_sub_images
         masked = masked_in_branch(groups[sample], branch.view(-1, 1, 1, 1), num_branches, masks_per_pixel)
         prediction = denoiser(sub_images[sample].masked_fill(masked, 0))
-        restored = restored.index_add(0, sample, prediction.masked_fill(~masked, 0).to(restored.dtype))
+        restored.index_add_(0, sample, prediction.masked_fill(~masked, 0).to(restored.dtype))
     return pd_up(restored / masks_per_pixel, stride, noisy.shape[-2:])
 
 

@@ -1,0 +1,72 @@
+"""AMSNetModel wiring: options validation, the two training stages, reproducible testing."""
+import pytest
+import torch
+
+import amsnet_basicsr  # noqa: F401
+from amsnet_basicsr.models.amsnet_model import AMSNetModel, SchemeOptions
+
+
+def model_options(stage='mask', loss=None, amsnet=None, optimizer='AdamW'):
+    return {
+        'name': 'unit', 'model_type': 'AMSNetModel', 'num_gpu': 0, 'is_train': True, 'dist': False, 'rank': 0,
+        'manual_seed': 0,
+        'amsnet': amsnet if amsnet is not None else {'train_stride': 4, 'test_stride': 2, 'chunk_size': 4},
+        'network_g': {'type': 'DnCNN', 'in_nc': 3, 'out_nc': 3, 'nc': 8, 'nb': 3, 'act_mode': 'R'},
+        'path': {'pretrain_network_g': None},
+        'train': {'stage': stage, 'optim_g': {'type': optimizer, 'lr': 1e-3}, 'total_iter': 10,
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [5], 'gamma': 0.5},
+                  'pixel_opt': loss or ({'type': 'MaskedL1Loss'} if stage == 'mask' else {'type': 'FinetuneLoss'})},
+    }
+
+
+@pytest.mark.parametrize('stage,log_key', [('mask', 'l_mask'), ('finetune', 'l_total')])
+def test_each_stage_trains_the_denoiser_from_noisy_images_only(stage, log_key):
+    model = AMSNetModel(model_options(stage))
+    assert isinstance(model.optimizer_g, torch.optim.AdamW)
+    model.feed_data({'lq': torch.rand(2, 3, 24, 24)})  # no 'gt': training never needs it
+    before = [p.detach().clone() for p in model.net_g.parameters()]
+    model.optimize_parameters(1)
+    assert log_key in model.get_current_log() and model.get_current_log()[log_key] > 0
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.net_g.parameters()))
+
+
+def test_test_is_reproducible_from_the_seed_option():
+    noisy = torch.rand(1, 3, 20, 22)
+    outputs = []
+    for seed in (0, 0, 1):
+        options = model_options(amsnet={'test_stride': 2, 'seed': seed, 'r3': {'enabled': True, 'times': 2}})
+        options['is_train'] = False
+        model = AMSNetModel(options)
+        torch.manual_seed(123)  # the same weights for every model
+        for parameter in model.net_g.parameters():
+            parameter.data.normal_(0, 0.1)
+        model.feed_data({'lq': noisy})
+        model.test()
+        outputs.append(model.output)
+    assert outputs[0].shape == noisy.shape
+    assert torch.equal(outputs[0], outputs[1]) and not torch.equal(outputs[0], outputs[2])
+
+
+@pytest.mark.parametrize('amsnet,key', [
+    ({'num_branches': 1}, 'amsnet.num_branches'),
+    ({'num_branches': 4, 'masks_per_pixel': 4}, 'amsnet.masks_per_pixel'),
+    ({'test_stride': 0}, 'amsnet.test_stride'),
+    ({'train_stride': 2.5}, 'amsnet.train_stride'),
+    ({'chunk_size': 0}, 'amsnet.chunk_size'),
+    ({'r3': {'enabled': True, 'prob': 1.2}}, 'amsnet.r3.prob'),
+    ({'r3': {'times': 0}}, 'amsnet.r3.times'),
+    ({'r3': {'passes': 3}}, 'amsnet.r3.passes'),
+    ({'stride': 2}, 'amsnet.stride'),
+])
+def test_bad_scheme_options_are_refused_with_the_key(amsnet, key):
+    with pytest.raises(ValueError, match=key.replace('.', r'\.')):
+        SchemeOptions.from_opt(amsnet)
+
+
+def test_stage_and_loss_must_agree():
+    with pytest.raises(ValueError, match='train.stage'):
+        AMSNetModel(model_options(stage='pretrain'))
+    with pytest.raises(ValueError, match='train.pixel_opt.type must be MaskedL1Loss'):
+        AMSNetModel(model_options(stage='mask', loss={'type': 'FinetuneLoss'}))
+    with pytest.raises(ValueError, match='train.optim_g.type'):
+        AMSNetModel(model_options(optimizer='Lion9000'))
