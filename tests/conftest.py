@@ -1,4 +1,5 @@
 """Shared fixtures: tiny noisy/clean image folders and BasicSR option files written to tmp_path."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,7 @@ def write_options(path, options):
 def run_entry_point(script, option_file, cwd, *extra, timeout=300):
     """Run ``amsnet_basicsr/<script>`` as users do, in ``cwd``; fail with its output if it fails."""
     result = subprocess.run([sys.executable, str(REPO / 'amsnet_basicsr' / script), '-opt', str(option_file), *extra],
-                            cwd=cwd, capture_output=True, text=True, timeout=timeout)
+                            cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, 'OMP_NUM_THREADS': '1'})  # tiny nets: threads only add overhead
     assert result.returncode == 0, f'{script} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}'
     return result

@@ -65,16 +65,20 @@ def test_train_finetune_test_end_to_end(tmp_path, image_folders):
         'name': 'tiny_test', 'model_type': 'AMSNetModel', 'num_gpu': 0, 'scale': 1,
         'amsnet': {'test_stride': 2, 'num_branches': 2, 'chunk_size': 3, 'seed': 0,
                    'r3': {'enabled': True, 'times': 2, 'prob': 0.16}},
-        'datasets': {'test_1': paired_set(image_folders)},
+        'datasets': {'test_1': paired_set(image_folders),
+                     'test_2': {'name': 'noisy_only', 'type': 'SingleImageDataset',
+                                'dataroot_lq': str(image_folders['val_noisy']), 'io_backend': {'type': 'disk'}}},
         'network_g': TINY_NET,
         'path': {'pretrain_network_g': str(p_model), 'strict_load_g': True},
         'val': {'save_img': True, 'suffix': 'amsnet', 'metrics': METRICS},
     }
     run_entry_point('test.py', write_options(tmp_path / 't.yml', test_options), tmp_path)
-    saved = sorted(p.name for p in (tmp_path / 'results' / 'tiny_test' / 'visualization' / 'tiny_val').iterdir())
-    assert saved == ['val_0_amsnet.png', 'val_1_amsnet.png']
+    for dataset in ('tiny_val', 'noisy_only'):  # metrics where GT exists, images for both
+        saved = sorted(p.name for p in (tmp_path / 'results' / 'tiny_test' / 'visualization' / dataset).iterdir())
+        assert saved == ['val_0_amsnet.png', 'val_1_amsnet.png']
     log_t = next((tmp_path / 'results' / 'tiny_test').glob('test_tiny_test_*.log')).read_text()
     assert '# psnr:' in log_t and '# ssim:' in log_t
+    assert 'noisy_only has no reference images: metrics skipped for it.' in log_t
 
 
 @pytest.mark.parametrize('option_file', sorted((REPO / 'options').glob('*.yml')), ids=lambda path: path.name)

@@ -4,10 +4,16 @@ from dataclasses import dataclass, fields
 
 import torch
 from basicsr.models.sr_model import SRModel
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from .. import scheme
 from ..losses.amsnet_loss import FinetuneLoss, MaskedL1Loss
+from .. import checkpoint
+from ..errors import OptionError
+from ..options_check import check_model_options
+from ..submission import SubmissionMixin
 
 STAGE_LOSSES = {'mask': MaskedL1Loss, 'finetune': FinetuneLoss}
 
@@ -31,25 +37,41 @@ class SchemeOptions:
         allowed = [field.name for field in fields(cls)]
         unknown = sorted(set(section) - set(allowed))
         if unknown:
-            raise ValueError(f'amsnet.{unknown[0]}: unknown option; allowed: {", ".join(allowed)}')
+            raise OptionError(f'amsnet.{unknown[0]}: unknown option; allowed: {", ".join(allowed)}')
         options = cls(**section)
+
+        def is_int(value):
+            return isinstance(value, int) and not isinstance(value, bool)
+
         for key in ('train_stride', 'test_stride', 'size_multiple'):
-            if not isinstance(getattr(options, key), int) or getattr(options, key) < 1:
-                raise ValueError(f'amsnet.{key} must be an integer >= 1, got {getattr(options, key)!r}')
-        if options.chunk_size is not None and (not isinstance(options.chunk_size, int) or options.chunk_size < 1):
-            raise ValueError(f'amsnet.chunk_size must be null or an integer >= 1, got {options.chunk_size!r}')
+            if not is_int(getattr(options, key)) or getattr(options, key) < 1:
+                raise OptionError(f'amsnet.{key} must be an integer >= 1, got {getattr(options, key)!r}')
+        if options.chunk_size is not None and (not is_int(options.chunk_size) or options.chunk_size < 1):
+            raise OptionError(f'amsnet.chunk_size must be null or an integer >= 1, got {options.chunk_size!r}')
+        if not is_int(options.seed):
+            raise OptionError(f'amsnet.seed must be an integer, got {options.seed!r}')
+        if not is_int(options.num_branches) or options.num_branches < 2:
+            raise OptionError(f'amsnet.num_branches (k) must be an integer >= 2, got {options.num_branches!r}')
+        if not is_int(options.masks_per_pixel) or not 1 <= options.masks_per_pixel < options.num_branches:
+            raise OptionError(f'amsnet.masks_per_pixel (m) must be an integer in [1, k-1] = '
+                              f'[1, {options.num_branches - 1}] (mask ratio m/k in [1/k, (k-1)/k]), '
+                              f'got {options.masks_per_pixel!r}')
         try:
             scheme.check_mask_config(options.num_branches, options.masks_per_pixel)
         except ValueError as error:
-            raise ValueError(f'amsnet.num_branches / amsnet.masks_per_pixel: {error}') from None
+            raise OptionError(f'amsnet.num_branches / amsnet.masks_per_pixel: {error}') from None
+        if options.r3 is not None and not isinstance(options.r3, dict):
+            raise OptionError(f'amsnet.r3 must be a mapping with enabled, times, prob; got {options.r3!r}')
         r3 = {'enabled': False, 'times': 8, 'prob': 0.16, **(options.r3 or {})}
         unknown = sorted(set(r3) - {'enabled', 'times', 'prob'})
         if unknown:
-            raise ValueError(f'amsnet.r3.{unknown[0]}: unknown option; allowed: enabled, times, prob')
-        if not isinstance(r3['times'], int) or r3['times'] < 1:
-            raise ValueError(f'amsnet.r3.times must be an integer >= 1, got {r3["times"]!r}')
-        if not 0.0 <= r3['prob'] <= 1.0:
-            raise ValueError(f'amsnet.r3.prob must be in [0, 1], got {r3["prob"]!r}')
+            raise OptionError(f'amsnet.r3.{unknown[0]}: unknown option; allowed: enabled, times, prob')
+        if not isinstance(r3['enabled'], bool):
+            raise OptionError(f'amsnet.r3.enabled must be true or false, got {r3["enabled"]!r}')
+        if not is_int(r3['times']) or r3['times'] < 1:
+            raise OptionError(f'amsnet.r3.times must be an integer >= 1, got {r3["times"]!r}')
+        if isinstance(r3['prob'], bool) or not isinstance(r3['prob'], (int, float)) or not 0.0 <= r3['prob'] <= 1.0:
+            raise OptionError(f'amsnet.r3.prob must be a number in [0, 1], got {r3["prob"]!r}')
         return cls(**{**section, 'r3': r3})
 
     def inference_kwargs(self):
@@ -60,7 +82,7 @@ class SchemeOptions:
 
 
 @MODEL_REGISTRY.register()
-class AMSNetModel(SRModel):
+class AMSNetModel(SubmissionMixin, SRModel):
     """AMSNet around any registered denoiser D_E (``network_g``).
 
     Training (``train.stage``): ``mask`` is variant B — PD at ``amsnet.train_stride``, one fresh random mask per
@@ -70,8 +92,33 @@ class AMSNetModel(SRModel):
     """
 
     def __init__(self, opt):
+        check_model_options(opt)  # options-validation hook: errors name the key and the allowed values
         self.scheme_options = SchemeOptions.from_opt(opt.get('amsnet'))
         super().__init__(opt)
+
+    def model_to_device(self, net):
+        """BaseModel.model_to_device, also on CPUs: DDP with ``device_ids=None`` there (Gloo), the GPU otherwise."""
+        net = net.to(self.device)
+        if self.opt['dist']:
+            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+            net = DistributedDataParallel(net, device_ids=device_ids,
+                                          find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        elif self.opt['num_gpu'] > 1:
+            net = DataParallel(net)
+        return net
+
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        """Crash-safe (temp file + rename) and never writes NaN/Inf weights: see :mod:`amsnet_basicsr.checkpoint`."""
+        checkpoint.save_network(self, net, net_label, current_iter, param_key)
+
+    def save_training_state(self, epoch, current_iter):
+        """Crash-safe, with every rank's RNG states (mask generator, torch, CUDA, numpy, random)."""
+        checkpoint.save_training_state(self, epoch, current_iter, getattr(self, 'mask_generator', None))
+
+    def resume_training(self, resume_state):
+        """Optimisers and schedulers (BasicSR), then this rank's RNG states, so the random streams continue."""
+        super().resume_training(resume_state)
+        checkpoint.restore_training_rng(self, resume_state, getattr(self, 'mask_generator', None))
 
     def init_training_settings(self):
         self.stage = self.opt['train'].get('stage', 'mask')
@@ -106,7 +153,10 @@ class AMSNetModel(SRModel):
             loss, name = self.cri_pix(denoised, self.lq), 'l_total'
         loss.backward()
         self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(OrderedDict([(name, loss)]))
+        # Averaged over ranks on every rank (one all-reduce + .item(), as BasicSR's reduce_loss_dict): the
+        # non-finite guard reads the already-synchronised floats, so it adds no GPU sync.
+        self.log_dict = checkpoint.reduce_loss_dict(OrderedDict([(name, loss)]), self.opt)
+        checkpoint.check_finite_log(self.log_dict, current_iter, self.opt)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 

@@ -1,0 +1,161 @@
+"""Start-up validation of an options file: every error names the key, the bad value and the allowed values.
+
+BasicSR reports most mistakes late (after the experiment folder was created and the old one archived) and as
+bare tracebacks (KeyError, TypeError in a constructor, ZeroDivisionError). ``amsnet_basicsr/train.py`` runs
+:func:`check_options` right after parsing, before anything is written; AMSNetModel runs
+:func:`check_model_options` when it is built (train and test).
+"""
+import inspect
+import math
+import os
+
+import torch
+
+from .errors import OptionError
+
+STAGE_LOSSES = {'mask': 'MaskedL1Loss', 'finetune': 'FinetuneLoss'}
+SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
+PREFETCH_MODES = (None, 'cpu', 'cuda')
+IO_BACKENDS = ('disk', 'lmdb')
+
+
+def _is_int(value, minimum):
+    """An integer (or an integral float such as YAML's ``!!float 5e3``) >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and float(value).is_integer() and value >= minimum
+
+
+def _require_int(value, key, minimum):
+    if not _is_int(value, minimum):
+        raise OptionError(f'{key} must be an integer >= {minimum}, got {value!r}')
+
+
+def check_network_options(opt, key='network_g'):
+    """``network_g.type`` is a registered architecture and every other key one of its constructor arguments."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    from . import archs  # noqa: F401  (registers AMSNet's denoisers)
+    section = opt.get(key)
+    if not isinstance(section, dict) or 'type' not in section:
+        raise OptionError(f'{key}.type is required (the denoiser D_E, e.g. Restormer, NAFNet, DnCNN, UNet)')
+    arch_type = section['type']
+    registered = sorted(name for name, _ in ARCH_REGISTRY)
+    if arch_type not in registered:
+        own = [name for name in registered if not ARCH_REGISTRY.get(name).__module__.startswith('basicsr.')]
+        others = [name for name in registered if name not in own]
+        raise OptionError(f'{key}.type: {arch_type!r} is not a registered denoiser; allowed: {", ".join(own)} '
+                          f'(AMSNet denoisers) or one of BasicSR\'s architectures: {", ".join(others)}')
+    try:
+        parameters = inspect.signature(ARCH_REGISTRY.get(arch_type)).parameters
+    except (TypeError, ValueError):
+        return
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return
+    allowed = [name for name in parameters if name != 'self']
+    for name in section:
+        if name != 'type' and name not in allowed:
+            raise OptionError(f'{key}.{name}: not an argument of {arch_type}; allowed: {", ".join(allowed)}')
+
+
+def check_train_options(opt):
+    """The ``train:`` section of a training run (stage, loss, optimiser, scheduler, iterations)."""
+    train = opt.get('train')
+    if not isinstance(train, dict):
+        raise OptionError('train: section is required for training')
+    stage = train.get('stage', 'mask')
+    if stage not in STAGE_LOSSES:
+        raise OptionError(f'train.stage: {stage!r} is not one of {", ".join(STAGE_LOSSES)}')
+    pixel_type = (train.get('pixel_opt') or {}).get('type')
+    if pixel_type != STAGE_LOSSES[stage]:
+        raise OptionError(f'train.pixel_opt.type must be {STAGE_LOSSES[stage]} for train.stage {stage!r}, got '
+                          f'{pixel_type!r} (mask: MaskedL1Loss, finetune: FinetuneLoss)')
+    optim = train.get('optim_g') or {}
+    optimizer_class = getattr(torch.optim, str(optim.get('type')), None)
+    if not isinstance(optimizer_class, type) or not issubclass(optimizer_class, torch.optim.Optimizer):
+        raise OptionError(f'train.optim_g.type: {optim.get("type")!r} is not a torch.optim optimizer '
+                          '(e.g. AdamW, Adam, SGD)')
+    lr = optim.get('lr')
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise OptionError(f'train.optim_g.lr must be a finite number > 0, got {lr!r}')
+    scheduler_type = (train.get('scheduler') or {}).get('type')
+    if scheduler_type not in SCHEDULERS:
+        raise OptionError(f'train.scheduler.type: {scheduler_type!r} is not one of {", ".join(SCHEDULERS)}')
+    _require_int(train.get('total_iter'), 'train.total_iter', 1)
+
+
+def check_model_options(opt):
+    """What AMSNetModel needs (train and test): the ``amsnet:`` section, ``network_g``, ``num_gpu``, ``train:``."""
+    from .models.amsnet_model import SchemeOptions
+    SchemeOptions.from_opt(opt.get('amsnet'))
+    check_network_options(opt)
+    num_gpu = opt.get('num_gpu', 'auto')
+    if num_gpu != 'auto' and not _is_int(num_gpu, 0):
+        raise OptionError(f'num_gpu must be auto or an integer >= 0, got {num_gpu!r}')
+    if _is_int(num_gpu, 1) and torch.cuda.device_count() < num_gpu:
+        raise OptionError(f'num_gpu: {num_gpu}, but {torch.cuda.device_count()} CUDA device(s) are visible; '
+                          'use num_gpu: auto (0 without CUDA)')
+    if opt.get('is_train'):
+        check_train_options(opt)
+
+
+def _path_keys(dataset):
+    return [key for key in dataset if key.startswith('dataroot') or key == 'meta_info_file']
+
+
+def check_dataset_options(opt):
+    """Every ``datasets.<phase>``: a registered type, existing paths; the training set's crop/batch/workers."""
+    from basicsr.utils.registry import DATASET_REGISTRY
+
+    from . import data  # noqa: F401  (registers AMSNet's datasets)
+    datasets = opt.get('datasets')
+    if not isinstance(datasets, dict) or not datasets:
+        raise OptionError('datasets: at least one dataset is required')
+    registered = sorted(name for name, _ in DATASET_REGISTRY)
+    for phase, dataset in datasets.items():
+        prefix = f'datasets.{phase}'
+        if not isinstance(dataset, dict):
+            raise OptionError(f'{prefix}: must be a mapping with name, type, io_backend, ...')
+        if dataset.get('type') not in registered:
+            raise OptionError(f'{prefix}.type: {dataset.get("type")!r} is not a registered dataset; allowed: '
+                              f'{", ".join(registered)}')
+        for key in _path_keys(dataset):
+            path = dataset[key]
+            if path is not None and not os.path.exists(os.path.expanduser(str(path))):
+                raise OptionError(f'{prefix}.{key}: {path} does not exist (relative paths are resolved against the '
+                                  f'current directory {os.getcwd()})')
+        backend = (dataset.get('io_backend') or {}).get('type')
+        if dataset.get('type') == 'NoisyImageDataset' and backend not in IO_BACKENDS:
+            raise OptionError(f'{prefix}.io_backend.type: {backend!r} is not one of {", ".join(IO_BACKENDS)}')
+        if phase == 'train':
+            if dataset.get('type') == 'NoisyImageDataset':
+                if dataset.get('dataroot_lq') is None:
+                    raise OptionError(f'{prefix}.dataroot_lq is required (a folder or a *.lmdb of noisy images)')
+                _require_int(dataset.get('crop_size'), f'{prefix}.crop_size', 1)
+            _require_int(dataset.get('batch_size_per_gpu'), f'{prefix}.batch_size_per_gpu', 1)
+            _require_int(dataset.get('num_worker_per_gpu', 0), f'{prefix}.num_worker_per_gpu', 0)
+            _require_int(dataset.get('dataset_enlarge_ratio', 1), f'{prefix}.dataset_enlarge_ratio', 1)
+            mode = dataset.get('prefetch_mode')
+            if mode not in PREFETCH_MODES:
+                raise OptionError(f'{prefix}.prefetch_mode: {mode!r} is not one of ~ (none), cpu, cuda')
+            if mode == 'cuda' and not torch.cuda.is_available():
+                raise OptionError(f'{prefix}.prefetch_mode: cuda needs a GPU; use ~ or cpu')
+
+
+def check_options(opt):
+    """Everything checkable before a training run writes anything; raises :class:`OptionError`."""
+    if not opt.get('name'):
+        raise OptionError('name is required (the experiment folder experiments/<name>)')
+    check_model_options(opt)
+    check_dataset_options(opt)
+    if opt.get('is_train'):
+        logger = opt.get('logger') or {}
+        for key in ('print_freq', 'save_checkpoint_freq'):
+            _require_int(logger.get(key), f'logger.{key}', 1)
+        if opt.get('val') is not None:
+            _require_int(opt['val'].get('val_freq'), 'val.val_freq', 1)
+    path = opt.get('path') or {}
+    resuming = opt.get('auto_resume') or path.get('resume_state')
+    for key, value in path.items():
+        if key.startswith('pretrain_network') and value is not None and not resuming and not os.path.isfile(value):
+            raise OptionError(f'path.{key}: {value} does not exist')
