@@ -26,6 +26,7 @@ setup(
         'scipy',
         'h5py',
         'scikit-image',
+        'Pillow',
     ],
     extras_require={'test': ['pytest']},
     entry_points={

@@ -13,6 +13,6 @@ except ImportError:
     import torchvision.transforms._functional_tensor as _functional_tensor
     sys.modules['torchvision.transforms.functional_tensor'] = _functional_tensor
 
-from . import archs, data, losses, models  # noqa: E402,F401  (explicit registration, after the alias)
+from . import archs, data, losses, metrics, models  # noqa: E402,F401  (explicit registration, after the alias)
 
 __version__ = '0.1.0'

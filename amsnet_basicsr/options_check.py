@@ -58,18 +58,22 @@ def check_network_options(opt, key='network_g'):
             raise OptionError(f'{key}.{name}: not an argument of {arch_type}; allowed: {", ".join(allowed)}')
 
 
-def check_train_options(opt):
-    """The ``train:`` section of a training run (stage, loss, optimiser, scheduler, iterations)."""
+def check_train_options(opt, stage_losses=STAGE_LOSSES):
+    """The ``train:`` section of a training run (stage, loss, optimiser, scheduler, iterations).
+
+    ``stage_losses`` maps the model's training stages to the loss each needs (the first stage is the default).
+    """
     train = opt.get('train')
     if not isinstance(train, dict):
         raise OptionError('train: section is required for training')
-    stage = train.get('stage', 'mask')
-    if stage not in STAGE_LOSSES:
-        raise OptionError(f'train.stage: {stage!r} is not one of {", ".join(STAGE_LOSSES)}')
+    stage = train.get('stage', next(iter(stage_losses)))
+    if stage not in stage_losses:
+        raise OptionError(f'train.stage: {stage!r} is not one of {", ".join(stage_losses)}')
     pixel_type = (train.get('pixel_opt') or {}).get('type')
-    if pixel_type != STAGE_LOSSES[stage]:
-        raise OptionError(f'train.pixel_opt.type must be {STAGE_LOSSES[stage]} for train.stage {stage!r}, got '
-                          f'{pixel_type!r} (mask: MaskedL1Loss, finetune: FinetuneLoss)')
+    if pixel_type != stage_losses[stage]:
+        allowed = ', '.join(f'{name}: {loss}' for name, loss in stage_losses.items())
+        raise OptionError(f'train.pixel_opt.type must be {stage_losses[stage]} for train.stage {stage!r}, got '
+                          f'{pixel_type!r} ({allowed})')
     optim = train.get('optim_g') or {}
     optimizer_class = getattr(torch.optim, str(optim.get('type')), None)
     if not isinstance(optimizer_class, type) or not issubclass(optimizer_class, torch.optim.Optimizer):
@@ -84,7 +88,7 @@ def check_train_options(opt):
     _require_int(train.get('total_iter'), 'train.total_iter', 1)
 
 
-def check_model_options(opt):
+def check_model_options(opt, stage_losses=STAGE_LOSSES):
     """What AMSNetModel needs (train and test): the ``amsnet:`` section, ``network_g``, ``num_gpu``, ``train:``."""
     from .models.amsnet_model import SchemeOptions
     SchemeOptions.from_opt(opt.get('amsnet'))
@@ -96,7 +100,7 @@ def check_model_options(opt):
         raise OptionError(f'num_gpu: {num_gpu}, but {torch.cuda.device_count()} CUDA device(s) are visible; '
                           'use num_gpu: auto (0 without CUDA)')
     if opt.get('is_train'):
-        check_train_options(opt)
+        check_train_options(opt, stage_losses)
 
 
 def _path_keys(dataset):
@@ -146,7 +150,14 @@ def check_options(opt):
     """Everything checkable before a training run writes anything; raises :class:`OptionError`."""
     if not opt.get('name'):
         raise OptionError('name is required (the experiment folder experiments/<name>)')
-    check_model_options(opt)
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    from . import models  # noqa: F401  (registers AMSNet's models)
+    model_type = opt.get('model_type')
+    if model_type not in MODEL_REGISTRY:
+        raise OptionError(f'model_type: {model_type!r} is not a registered model; allowed: '
+                          f'{", ".join(sorted(name for name, _ in MODEL_REGISTRY))}')
+    check_model_options(opt, getattr(MODEL_REGISTRY.get(model_type), 'STAGE_LOSSES', STAGE_LOSSES))
     check_dataset_options(opt)
     if opt.get('is_train'):
         logger = opt.get('logger') or {}

@@ -59,15 +59,21 @@ def check_mask_config(num_branches, masks_per_pixel=1):
         raise ValueError(f'masks_per_pixel (m) must be in [1, k-1] = [1, {num_branches - 1}], got {masks_per_pixel}')
 
 
-def sample_mask_groups(noisy, num_branches, generator):
-    """One group id g in {0..k-1} per pixel of ``noisy``, uniform and independent, shared by channels.
+def sample_mask_groups(batch, height, width, num_branches, generator):
+    """One group id g in {0..k-1} per pixel, uniform and independent, shared by the channels (Eq. 5).
 
-    Returns a (B, 1, H, W) int64 tensor drawn from ``generator`` (which must live on ``noisy.device``).
-    Groups are drawn in image space and carried through :func:`pd_down` with the image, so every PD
-    sub-image gets its own independent draw and a reflect-padded copy of a pixel always shares its mask.
+    Returns a (batch, 1, height, width) int64 tensor drawn from ``generator``, on the generator's device. Groups
+    are drawn in image space and carried through :func:`pd_down` with the image, so every PD sub-image gets its
+    own independent draw and a reflect-padded copy of a pixel always shares its mask.
     """
-    batch, _, height, width = noisy.shape
-    return torch.randint(num_branches, (batch, 1, height, width), generator=generator, device=noisy.device)
+    return torch.randint(num_branches, (batch, 1, height, width), generator=generator, device=generator.device)
+
+
+def sample_replacement(times, batch, height, width, prob, generator):
+    """R^3's replacement draw: (T, B, 1, H, W) bool, True with probability p per pixel (all channels together)."""
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f'R3 replacement probability must be in [0, 1], got {prob}')
+    return torch.rand((times, batch, 1, height, width), generator=generator, device=generator.device) < prob
 
 
 def masked_in_branch(groups, branch, num_branches, masks_per_pixel=1):
@@ -88,7 +94,8 @@ def masked_training_forward(denoiser, noisy, stride, generator, num_branches=2, 
     Returns ``(prediction, masked)`` in image space: the denoiser's output P_s^-1(y) and the bool
     (B, 1, H, W) mask M~ of the pixels it had to restore. Only those pixels may enter the loss.
     """
-    masked = masked_in_branch(sample_mask_groups(noisy, num_branches, generator), 0, num_branches,
+    batch, _, height, width = noisy.shape
+    masked = masked_in_branch(sample_mask_groups(batch, height, width, num_branches, generator), 0, num_branches,
                               masks_per_pixel)
     sub_images = pd_down(noisy, stride, multiple).masked_fill(pd_down(masked, stride, multiple), 0)
     return pd_up(denoiser(sub_images), stride, noisy.shape[-2:]), masked
@@ -101,16 +108,17 @@ def mask_loss(prediction, target, masked):
     return ((prediction - target).abs() * weight).sum() / total.clamp_min(1)
 
 
-def mmdb(denoiser, noisy, stride, generator, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None):
+def mmdb(denoiser, noisy, stride, groups, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None):
     """Multi-branch mask complementary denoising block (Eq. 6-8; Supp. Eq. 2 for m > 1).
 
-    I_DN = P_s^-1( sum_i M~^i ⊙ D_E(M^i ⊙ P_s(I_N)) / m ). The k branch inputs of all B*s*s sub-images
-    form one batch of k*B*s*s denoiser passes, run ``chunk_size`` at a time (all at once when None);
-    each chunk's masked inputs are built on the fly, so no full image is copied per mask.
+    I_DN = P_s^-1( sum_i M~^i ⊙ D_E(M^i ⊙ P_s(I_N)) / m ), with the masks of branch i given by the per-pixel
+    ``groups`` (B, 1, H, W) of :func:`sample_mask_groups` (or any other draw with that layout). The k branch
+    inputs of all B*s*s sub-images form one batch of k*B*s*s denoiser passes, run ``chunk_size`` at a time (all at
+    once when None); each chunk's masked inputs are built on the fly, so no full image is copied per mask.
     Differentiable: the fine-tune stage (Eq. 10) back-propagates through all branches.
     """
     check_mask_config(num_branches, masks_per_pixel)
-    groups = pd_down(sample_mask_groups(noisy, num_branches, generator), stride, multiple)
+    groups = pd_down(groups, stride, multiple)
     sub_images = pd_down(noisy, stride, multiple)
     num_sub_images = sub_images.shape[0]
     num_passes = num_branches * num_sub_images
@@ -125,30 +133,35 @@ def mmdb(denoiser, noisy, stride, generator, num_branches=2, masks_per_pixel=1, 
     return pd_up(restored / masks_per_pixel, stride, noisy.shape[-2:])
 
 
-def random_replacement_refinement(denoiser, noisy, denoised, generator, times=8, prob=0.16, num_branches=2,
-                                  masks_per_pixel=1, multiple=1, chunk_size=None):
+def random_replacement_refinement(restore, noisy, denoised, replace):
     """R^3, the random-replacement refinement of AP-BSN used by the -E variants (Sec. 3.5).
 
-    T copies of I_DN in which each pixel (all channels together) is replaced by its noisy value with
-    probability p; MMDB without PD (s = 1) on every copy; the mean of the T results. All T*k passes go
-    through the denoiser as one batch, ``chunk_size`` at a time.
+    T copies of I_DN in which the pixels where ``replace`` (T, B, 1, H, W) is True (all channels together) take
+    their noisy value; ``restore`` runs on all T*B copies as one batch (AMSNet: MMDB without PD, s = 1; AP-BSN:
+    the blind-spot network itself); the result is the mean of the T restored copies.
     """
-    if not 0.0 <= prob <= 1.0:
-        raise ValueError(f'R3 replacement probability must be in [0, 1], got {prob}')
+    times = replace.shape[0]
     batch, channels, height, width = noisy.shape
-    replace = torch.rand((times, batch, 1, height, width), generator=generator, device=noisy.device) < prob
     copies = torch.where(replace, noisy, denoised).reshape(times * batch, channels, height, width)
-    refined = mmdb(denoiser, copies, 1, generator, num_branches, masks_per_pixel, multiple, chunk_size)
-    return refined.reshape(times, batch, channels, height, width).mean(0)
+    return restore(copies).reshape(times, batch, channels, height, width).mean(0)
 
 
 def denoise(denoiser, noisy, generator, stride=2, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None,
             refine_times=0, refine_prob=0.16):
-    """Full inference: MMDB at the inference stride (variant B/P), then R^3 when ``refine_times`` > 0 (-E)."""
-    denoised = mmdb(denoiser, noisy, stride, generator, num_branches, masks_per_pixel, multiple, chunk_size)
+    """Full inference: MMDB at the inference stride (variant B/P), then R^3 when ``refine_times`` > 0 (-E).
+
+    Masks and replacements are drawn from ``generator`` in this order: the MMDB groups, the R^3 replacements,
+    the groups of the R^3 copies.
+    """
+    batch, _, height, width = noisy.shape
+    groups = sample_mask_groups(batch, height, width, num_branches, generator)
+    denoised = mmdb(denoiser, noisy, stride, groups, num_branches, masks_per_pixel, multiple, chunk_size)
     if refine_times > 0:
-        denoised = random_replacement_refinement(denoiser, noisy, denoised, generator, refine_times, refine_prob,
-                                                 num_branches, masks_per_pixel, multiple, chunk_size)
+        replace = sample_replacement(refine_times, batch, height, width, refine_prob, generator)
+        copy_groups = sample_mask_groups(refine_times * batch, height, width, num_branches, generator)
+        denoised = random_replacement_refinement(
+            lambda copies: mmdb(denoiser, copies, 1, copy_groups, num_branches, masks_per_pixel, multiple, chunk_size),
+            noisy, denoised, replace)
     return denoised
 
 

@@ -9,13 +9,15 @@ import torch
 
 import amsnet_basicsr  # noqa: F401
 from basicsr.archs import build_network
-from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 OURS = {
-    ARCH_REGISTRY: ['Restormer', 'NAFNet', 'DnCNN', 'DRUNet', 'SCUNet', 'UNet'],
-    DATASET_REGISTRY: ['NoisyImageDataset'],
+    ARCH_REGISTRY: ['Restormer', 'NAFNet', 'DnCNN', 'DRUNet', 'SCUNet', 'UNet', 'DeamNet', 'DBSNl', 'MaskAwareDnCNN'],
+    DATASET_REGISTRY: ['NoisyImageDataset', 'SIDDValidationDataset', 'SIDDBenchmarkDataset', 'DNDDataset',
+                       'PolyUDataset', 'PairedFolderDataset'],
     LOSS_REGISTRY: ['MaskedL1Loss', 'FinetuneLoss'],
-    MODEL_REGISTRY: ['AMSNetModel'],
+    METRIC_REGISTRY: ['calculate_checkerboard'],
+    MODEL_REGISTRY: ['AMSNetModel', 'APBSNModel'],
 }
 
 
@@ -32,7 +34,7 @@ def test_registry_names_do_not_collide_with_basicsr_own():
               "sys.modules['torchvision.transforms.functional_tensor'] = f\n"
               'import basicsr\n'
               'from basicsr.utils import registry as r\n'
-              'for reg in (r.ARCH_REGISTRY, r.DATASET_REGISTRY, r.LOSS_REGISTRY, r.MODEL_REGISTRY):\n'
+              'for reg in (r.ARCH_REGISTRY, r.DATASET_REGISTRY, r.LOSS_REGISTRY, r.METRIC_REGISTRY, r.MODEL_REGISTRY):\n'
               '    print(*reg._obj_map)\n')
     own = set(subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, check=True).stdout.split())
     assert len(own) > 20

@@ -13,6 +13,11 @@ def generator(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
+def groups_for(noisy, num_branches=2, seed=0):
+    """Mask groups (Eq. 5) for every pixel of ``noisy``."""
+    return scheme.sample_mask_groups(noisy.shape[0], *noisy.shape[-2:], num_branches, generator(seed))
+
+
 def wide_conv_net(channels=3, seed=0):
     """A random conv net whose receptive field (17x17) is far larger than one pixel."""
     torch.manual_seed(seed)
@@ -53,8 +58,7 @@ def test_reflect_padding_handles_pads_longer_than_the_image():
 @pytest.mark.parametrize('num_branches,masks_per_pixel', [(2, 1), (3, 1), (4, 1), (4, 3), (3, 2)])
 def test_every_pixel_masked_exactly_m_times(num_branches, masks_per_pixel):
     """Eq. 5: sum_i M~^i = 1 (m = 1); supplement Sec. 1.2: each pixel masked in exactly m branches."""
-    noisy = torch.rand(2, 3, 40, 50)
-    groups = scheme.sample_mask_groups(noisy, num_branches, generator())
+    groups = scheme.sample_mask_groups(2, 40, 50, num_branches, generator())
     assert groups.shape == (2, 1, 40, 50)
     masked = torch.stack([scheme.masked_in_branch(groups, i, num_branches, masks_per_pixel)
                           for i in range(num_branches)])
@@ -65,8 +69,7 @@ def test_every_pixel_masked_exactly_m_times(num_branches, masks_per_pixel):
 
 @pytest.mark.parametrize('num_branches,masks_per_pixel', [(2, 1), (4, 1), (4, 3)])
 def test_mask_ratio_is_as_requested(num_branches, masks_per_pixel):
-    noisy = torch.rand(4, 3, 128, 128)
-    groups = scheme.sample_mask_groups(noisy, num_branches, generator(1))
+    groups = scheme.sample_mask_groups(4, 128, 128, num_branches, generator(1))
     ratio = masks_per_pixel / num_branches
     pixels = groups.numel()
     tolerance = 5 * math.sqrt(ratio * (1 - ratio) / pixels)  # 5 binomial standard deviations
@@ -76,10 +79,9 @@ def test_mask_ratio_is_as_requested(num_branches, masks_per_pixel):
 
 
 def test_masks_are_reproducible_from_the_generator():
-    noisy = torch.rand(1, 3, 32, 32)
-    first = scheme.sample_mask_groups(noisy, 2, generator(7))
-    assert torch.equal(first, scheme.sample_mask_groups(noisy, 2, generator(7)))
-    assert not torch.equal(first, scheme.sample_mask_groups(noisy, 2, generator(8)))
+    first = scheme.sample_mask_groups(1, 32, 32, 2, generator(7))
+    assert torch.equal(first, scheme.sample_mask_groups(1, 32, 32, 2, generator(7)))
+    assert not torch.equal(first, scheme.sample_mask_groups(1, 32, 32, 2, generator(8)))
 
 
 @pytest.mark.parametrize('num_branches,masks_per_pixel', [(2, 1), (3, 1), (4, 3)])
@@ -91,7 +93,8 @@ def test_every_pixel_restored_exactly_once(num_branches, masks_per_pixel, stride
     MMDB output is 1 everywhere iff each pixel is taken from branches that masked it (averaged over m).
     """
     noisy = torch.rand(2, 3, 23, 18) + 0.5
-    output = scheme.mmdb(lambda x: x + 1, noisy, stride, generator(), num_branches, masks_per_pixel, multiple)
+    output = scheme.mmdb(lambda x: x + 1, noisy, stride, groups_for(noisy, num_branches), num_branches,
+                         masks_per_pixel, multiple)
     assert output.shape == noisy.shape
     torch.testing.assert_close(output, torch.ones_like(noisy))
 
@@ -107,7 +110,7 @@ def test_mmdb_output_never_depends_on_its_own_noisy_pixel(stride, num_branches, 
     net = wide_conv_net()
     noisy = torch.rand(1, 3, *size, dtype=torch.float64, requires_grad=True)
     height, width = size
-    output = scheme.mmdb(net, noisy, stride, generator(3), num_branches, masks_per_pixel)
+    output = scheme.mmdb(net, noisy, stride, groups_for(noisy, num_branches, seed=3), num_branches, masks_per_pixel)
     plain = net(noisy)
     for row in range(height):
         for col in range(width):
@@ -153,22 +156,25 @@ def test_chunked_inference_equals_unchunked(chunk_size):
 
 
 def test_r3_shape_range_and_mean_of_refined_copies():
-    """R^3: T copies with noisy pixels swapped in with probability p, MMDB at s = 1, mean of the T results."""
+    """R^3: T copies with noisy pixels swapped in with probability p, restored as one batch, mean of the T results."""
     net = nn.Sequential(wide_conv_net().float(), nn.Sigmoid())
     noisy, denoised = torch.rand(2, 3, 17, 21), torch.rand(2, 3, 17, 21)
     with torch.no_grad():
-        refined = scheme.random_replacement_refinement(net, noisy, denoised, generator(), times=4, prob=0.16)
+        refined = scheme.denoise(net, noisy, generator(), stride=2, refine_times=4)
     assert refined.shape == noisy.shape and refined.min() >= 0 and refined.max() <= 1
-    # p = 1 replaces every pixel: the result is the mean of T s=1 MMDB passes over the noisy image, drawn from
-    # the same generator stream (the replacement draw comes first).
-    with torch.no_grad():
-        all_noisy = scheme.random_replacement_refinement(net, noisy, denoised, generator(9), times=3, prob=1.0)
-        reference_generator = generator(9)
-        torch.rand((3, 2, 1, 17, 21), generator=reference_generator)
-        expected = scheme.mmdb(net, noisy.repeat(3, 1, 1, 1), 1, reference_generator).view(3, 2, 3, 17, 21).mean(0)
-    torch.testing.assert_close(all_noisy, expected)
+    replace = scheme.sample_replacement(3, 2, 17, 21, 0.3, generator(9))
+    assert replace.shape == (3, 2, 1, 17, 21) and 0.2 < replace.float().mean() < 0.4
+    seen = []
+    refined = scheme.random_replacement_refinement(lambda copies: seen.append(copies) or copies * 2, noisy, denoised,
+                                                   replace)
+    copies = seen[0].view(3, 2, 3, 17, 21)
+    for t in range(3):  # copy t: the noisy pixel where replaced (all channels), the denoised one elsewhere
+        torch.testing.assert_close(copies[t], torch.where(replace[t], noisy, denoised))
+    torch.testing.assert_close(refined, 2 * copies.mean(0))
+    all_noisy = scheme.sample_replacement(2, 2, 17, 21, 1.0, generator())
+    torch.testing.assert_close(scheme.random_replacement_refinement(lambda c: c, noisy, denoised, all_noisy), noisy)
     with pytest.raises(ValueError, match='probability'):
-        scheme.random_replacement_refinement(net, noisy, denoised, generator(), prob=1.5)
+        scheme.sample_replacement(2, 2, 17, 21, 1.5, generator())
 
 
 def test_smoothness_prior_and_finetune_loss():
@@ -185,4 +191,5 @@ def test_smoothness_prior_and_finetune_loss():
 @pytest.mark.parametrize('num_branches,masks_per_pixel', [(1, 1), (2, 2), (3, 0)])
 def test_invalid_mask_configurations_are_refused(num_branches, masks_per_pixel):
     with pytest.raises(ValueError, match='num_branches|masks_per_pixel'):
-        scheme.mmdb(lambda x: x, torch.rand(1, 3, 8, 8), 2, generator(), num_branches, masks_per_pixel)
+        scheme.mmdb(lambda x: x, torch.rand(1, 3, 8, 8), 2, torch.zeros(1, 1, 8, 8, dtype=torch.long), num_branches,
+                    masks_per_pixel)

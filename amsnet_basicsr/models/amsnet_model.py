@@ -4,18 +4,13 @@ from dataclasses import dataclass, fields
 
 import torch
 from basicsr.models.sr_model import SRModel
-from torch.nn.parallel import DataParallel, DistributedDataParallel
-from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
+from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from .. import scheme
-from ..losses.amsnet_loss import FinetuneLoss, MaskedL1Loss
-from .. import checkpoint
+from .. import checkpoint, scheme, tiling
 from ..errors import OptionError
-from ..options_check import check_model_options
+from ..options_check import STAGE_LOSSES, check_model_options
 from ..submission import SubmissionMixin
-
-STAGE_LOSSES = {'mask': MaskedL1Loss, 'finetune': FinetuneLoss}
 
 
 @dataclass(frozen=True)
@@ -29,6 +24,7 @@ class SchemeOptions:
     chunk_size: int = None
     seed: int = 0
     r3: dict = None
+    tile: dict = None
 
     @classmethod
     def from_opt(cls, section):
@@ -56,10 +52,6 @@ class SchemeOptions:
             raise OptionError(f'amsnet.masks_per_pixel (m) must be an integer in [1, k-1] = '
                               f'[1, {options.num_branches - 1}] (mask ratio m/k in [1/k, (k-1)/k]), '
                               f'got {options.masks_per_pixel!r}')
-        try:
-            scheme.check_mask_config(options.num_branches, options.masks_per_pixel)
-        except ValueError as error:
-            raise OptionError(f'amsnet.num_branches / amsnet.masks_per_pixel: {error}') from None
         if options.r3 is not None and not isinstance(options.r3, dict):
             raise OptionError(f'amsnet.r3 must be a mapping with enabled, times, prob; got {options.r3!r}')
         r3 = {'enabled': False, 'times': 8, 'prob': 0.16, **(options.r3 or {})}
@@ -72,7 +64,8 @@ class SchemeOptions:
             raise OptionError(f'amsnet.r3.times must be an integer >= 1, got {r3["times"]!r}')
         if isinstance(r3['prob'], bool) or not isinstance(r3['prob'], (int, float)) or not 0.0 <= r3['prob'] <= 1.0:
             raise OptionError(f'amsnet.r3.prob must be a number in [0, 1], got {r3["prob"]!r}')
-        return cls(**{**section, 'r3': r3})
+        tile = tiling.tile_options(options.tile, options.test_stride, options.size_multiple)
+        return cls(**{**section, 'r3': r3, 'tile': tile})
 
     def inference_kwargs(self):
         """Keyword arguments of :func:`scheme.denoise` for MMDB at the test stride, then R^3 if enabled."""
@@ -91,8 +84,10 @@ class AMSNetModel(SubmissionMixin, SRModel):
     Only the noisy ``lq`` is read in training; ``gt``, when a validation set has it, only feeds the metrics.
     """
 
+    STAGE_LOSSES = STAGE_LOSSES  # train.stage -> the train.pixel_opt.type it needs
+
     def __init__(self, opt):
-        check_model_options(opt)  # options-validation hook: errors name the key and the allowed values
+        check_model_options(opt, self.STAGE_LOSSES)  # errors name the key and the allowed values
         self.scheme_options = SchemeOptions.from_opt(opt.get('amsnet'))
         super().__init__(opt)
 
@@ -121,22 +116,14 @@ class AMSNetModel(SubmissionMixin, SRModel):
         checkpoint.restore_training_rng(self, resume_state, getattr(self, 'mask_generator', None))
 
     def init_training_settings(self):
-        self.stage = self.opt['train'].get('stage', 'mask')
-        if self.stage not in STAGE_LOSSES:
-            raise ValueError(f'train.stage: {self.stage!r} is not one of {", ".join(STAGE_LOSSES)}')
+        self.stage = self.opt['train'].get('stage', next(iter(self.STAGE_LOSSES)))  # checked in __init__
         super().init_training_settings()
-        expected = STAGE_LOSSES[self.stage]
-        if not isinstance(self.cri_pix, expected):
-            raise ValueError(f'train.pixel_opt.type must be {expected.__name__} for train.stage {self.stage!r}')
         seed = (self.opt.get('manual_seed') or 0) + self.opt.get('rank', 0)
         self.mask_generator = torch.Generator(self.device).manual_seed(seed)
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         """Any ``torch.optim`` optimiser by name (basicsr 1.4.2 knows only Adam; the paper uses AdamW)."""
-        optimizer_class = getattr(torch.optim, optim_type, None)
-        if not isinstance(optimizer_class, type) or not issubclass(optimizer_class, torch.optim.Optimizer):
-            raise ValueError(f'train.optim_g.type: {optim_type!r} is not a torch.optim optimizer (e.g. AdamW, Adam)')
-        return optimizer_class(params, lr, **kwargs)
+        return getattr(torch.optim, optim_type)(params, lr, **kwargs)
 
     def optimize_parameters(self, current_iter):
         options = self.scheme_options
@@ -147,9 +134,10 @@ class AMSNetModel(SubmissionMixin, SRModel):
                 options.masks_per_pixel, options.size_multiple)
             loss, name = self.cri_pix(prediction, self.lq, masked), 'l_mask'
         else:
-            denoised = scheme.mmdb(self.net_g, self.lq, options.train_stride, self.mask_generator,
-                                   options.num_branches, options.masks_per_pixel, options.size_multiple,
-                                   options.chunk_size)
+            batch, _, height, width = self.lq.shape
+            groups = scheme.sample_mask_groups(batch, height, width, options.num_branches, self.mask_generator)
+            denoised = scheme.mmdb(self.net_g, self.lq, options.train_stride, groups, options.num_branches,
+                                   options.masks_per_pixel, options.size_multiple, options.chunk_size)
             loss, name = self.cri_pix(denoised, self.lq), 'l_total'
         loss.backward()
         self.optimizer_g.step()
@@ -161,11 +149,21 @@ class AMSNetModel(SubmissionMixin, SRModel):
             self.model_ema(decay=self.ema_decay)
 
     def test(self):
-        """Denoise ``self.lq`` into ``self.output`` with masks seeded from ``amsnet.seed`` (reproducible)."""
+        """Denoise ``self.lq`` into ``self.output`` with masks seeded from ``amsnet.seed`` (reproducible).
+
+        With ``amsnet.tile.size`` set, the image is processed in overlapped tiles (:mod:`amsnet_basicsr.tiling`),
+        so memory is bounded by the tile size (full-size DND / PolyU / camera images).
+        """
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
-        generator = torch.Generator(self.device).manual_seed(self.scheme_options.seed)
+        options = self.scheme_options
         with torch.no_grad():
-            self.output = scheme.denoise(net, self.lq, generator, **self.scheme_options.inference_kwargs())
+            if options.tile['size']:
+                self.output = tiling.tiled_denoise(net, self.lq, seed=options.seed, tile_size=options.tile['size'],
+                                                   overlap=options.tile['overlap'], tile_batch=options.tile['batch'],
+                                                   **options.inference_kwargs())
+            else:
+                generator = torch.Generator(self.device).manual_seed(options.seed)
+                self.output = scheme.denoise(net, self.lq, generator, **options.inference_kwargs())
         net.train(was_training)

@@ -1,0 +1,351 @@
+"""amsnet-denoise: denoise your own photos of any size with a trained AMSNet denoiser.
+
+    python -m amsnet_basicsr.denoise INPUT OUTPUT_DIR -opt options/test_SIDD.yml -c net_g_latest.pth
+
+INPUT is an image file or a folder (searched recursively for .png/.tif/.tiff/.jpg/.jpeg, any case); results
+keep the folder structure, file name and bit depth. The denoiser is ``network_g`` of the options file, built
+with BasicSR's ``build_network`` and loaded from a BasicSR checkpoint (``params`` / ``params_ema``); the
+``amsnet:`` section supplies the defaults of the scheme (stride, k, m, size multiple, chunk size, seed, R^3),
+which the flags override. Inference is MMDB (Eq. 6-8) then R^3 when enabled, run by
+:func:`amsnet_basicsr.tiling.tiled_denoise` on overlapped tiles with position-seeded masks, so memory is set
+by ``--tile`` and the same seed gives the same output.
+
+Images: 8/16-bit PNG/TIFF, 8-bit JPEG and float32 TIFF; grayscale is replicated to the model's 3 channels
+(the output is their mean) or fed to a 1-channel model as is (colour images go through a 1-channel model one
+channel at a time); an alpha channel is passed through untouched. Existing outputs are never overwritten
+without ``--force`` (such images are skipped). An unreadable file is reported and the others still run; the
+exit status is 1 when any file failed.
+"""
+import argparse
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from basicsr.archs import build_network
+from tqdm import tqdm
+
+from . import tiling
+from .errors import AMSNetError, ImageError
+
+IMAGE_EXTENSIONS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
+
+
+class SetupError(AMSNetError):
+    """A problem with the options, checkpoint or flags: nothing can run."""
+
+
+# ----------------------------------------------------------------------------------------------- model
+def load_options(path):
+    try:
+        with open(path, encoding='utf-8') as handle:
+            options = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as error:
+        raise SetupError(f'cannot read options file {path}: {error}') from None
+    if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
+        raise SetupError(f'options file {path} has no network_g section')
+    return options
+
+
+def select_state_dict(checkpoint, param_key, source):
+    """The network's state dict inside a BasicSR checkpoint ({'params': ..., 'params_ema': ...})."""
+    if not isinstance(checkpoint, dict):
+        raise SetupError(f'{source}: not a state-dict checkpoint')
+    if param_key != 'auto':
+        if param_key not in checkpoint:
+            raise SetupError(f'{source}: no {param_key!r} key (keys: {", ".join(map(str, checkpoint))})')
+        state = checkpoint[param_key]
+    elif 'params' in checkpoint or 'params_ema' in checkpoint:
+        state = checkpoint['params' if 'params' in checkpoint else 'params_ema']
+    elif all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
+        state = checkpoint
+    else:
+        raise SetupError(f'{source}: neither a BasicSR checkpoint (params/params_ema) nor a plain state dict; '
+                         'convert official checkpoints with scripts/convert_official_checkpoint.py')
+    return {key[len('module.'):] if key.startswith('module.') else key: value for key, value in state.items()}
+
+
+def build_denoiser(options, checkpoint_path, param_key='auto', device='cpu'):
+    """``network_g`` from the options with the checkpoint's weights, in eval mode on ``device``."""
+    try:
+        net = build_network(dict(options['network_g']))
+    except Exception as error:  # unknown type / bad kwargs: name the section
+        raise SetupError(f'cannot build network_g {options["network_g"]}: {error}') from None
+    try:
+        checkpoint = torch.load(checkpoint_path, map_location='cpu', weights_only=True)
+    except Exception as error:
+        raise SetupError(f'cannot load checkpoint {checkpoint_path}: {error}') from None
+    if param_key == 'auto':
+        param_key = (options.get('path') or {}).get('param_key_g') or 'auto'
+        if param_key != 'auto' and param_key not in checkpoint:
+            param_key = 'auto'
+    state = select_state_dict(checkpoint, param_key, checkpoint_path)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise SetupError(f'checkpoint {checkpoint_path} does not match network_g '
+                         f'{options["network_g"].get("type")}: {error}') from None
+    return net.to(device).eval()
+
+
+CHANNEL_KEYS = ('in_nc', 'inp_channels', 'in_channels', 'img_channel', 'num_in_ch', 'in_chans')
+
+
+def model_channels(net, network_options=None):
+    """Image channels the denoiser takes: the network_g option that says so (in_nc, inp_channels, img_channel,
+    ...), else the input channels of its first convolution, else 3."""
+    for key in CHANNEL_KEYS:
+        if isinstance((network_options or {}).get(key), int):
+            return network_options[key]
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            return module.in_channels
+    return 3
+
+
+# ------------------------------------------------------------------------------------------------- I/O
+def read_image(path):
+    """(H, W, C) RGB(A)-ordered array as stored (uint8/uint16/float32), plus the original array."""
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if image is None:
+        raise ImageError(f'{path}: cannot read the image (corrupt, empty or unsupported format)')
+    if image.dtype not in SCALES:
+        raise ImageError(f'{path}: unsupported sample type {image.dtype} (8/16-bit integer or float32 only)')
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[2] not in (1, 3, 4):
+        raise ImageError(f'{path}: {image.shape[2]} channels (expected gray, RGB or RGBA)')
+    return image
+
+
+def split_image(image):
+    """Stored BGR(A)/gray array -> float RGB/gray (H, W, C) in [0, 1] and the alpha plane (or None)."""
+    scale = SCALES[image.dtype]
+    alpha = image[..., 3:] if image.shape[2] == 4 else None
+    colour = image[..., :3][..., ::-1] if image.shape[2] >= 3 else image
+    return colour.astype(np.float32) / scale, alpha
+
+
+def join_image(colour, alpha, dtype):
+    """Float RGB/gray in [0, 1] -> stored BGR(A)/gray array of ``dtype`` (rounded, clipped)."""
+    colour = np.clip(colour, 0.0, 1.0)
+    if colour.shape[2] == 3:
+        colour = colour[..., ::-1]
+    if dtype != np.float32:
+        colour = np.rint(colour * SCALES[np.dtype(dtype)])
+    out = colour.astype(dtype)
+    if alpha is not None:
+        out = np.concatenate([out, alpha], axis=2)
+    return out[..., 0] if out.shape[2] == 1 else np.ascontiguousarray(out)
+
+
+def write_image(path, image, force):
+    """Write atomically (temporary file + rename); refuse to replace an existing file unless ``force``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not force:
+        raise ImageError(f'{path}: exists (use --force to overwrite)')
+    temporary = path.with_name(f'.{path.stem}.tmp{os.getpid()}{path.suffix}')
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in ('.jpg', '.jpeg') else []
+    try:
+        ok, encoded = cv2.imencode(path.suffix, image, params)
+        if not ok:
+            raise ImageError(f'{path}: cannot encode a {image.dtype} image as {path.suffix}')
+        encoded.tofile(str(temporary))
+        os.replace(temporary, path)
+    except cv2.error as error:
+        raise ImageError(f'{path}: cannot encode a {image.dtype} image as {path.suffix}: {error}') from None
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def find_images(input_path, output_dir):
+    """(file, path relative to the input root) for every image under ``input_path``, outputs excluded."""
+    input_path = Path(input_path)
+    if input_path.is_file():
+        return [(input_path, Path(input_path.name))]
+    if not input_path.is_dir():
+        raise SetupError(f'input {input_path} is neither a file nor a folder')
+    output_dir = Path(output_dir).resolve()
+    files = []
+    for path in sorted(input_path.rglob('*')):
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+            if output_dir == path.resolve().parent or output_dir in path.resolve().parents:
+                continue
+            files.append((path, path.relative_to(input_path)))
+    return files
+
+
+# ------------------------------------------------------------------------------------------- denoising
+def denoise_array(net, colour, settings, progress=None):
+    """Float (H, W, C) RGB/gray in [0, 1] -> denoised array of the same shape (see module docstring)."""
+    channels = colour.shape[2]
+    in_channels = settings['model_channels']
+    tensor = torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)[None]
+    if channels == 1 and in_channels == 3:
+        tensor = tensor.expand(1, 3, -1, -1)
+    elif channels == 3 and in_channels == 1:
+        tensor = tensor.permute(1, 0, 2, 3)
+    elif channels != in_channels:
+        raise ImageError(f'a {channels}-channel image cannot go through a {in_channels}-channel model')
+    dtype = settings['precision']
+    autocast = (torch.autocast(device_type=settings['device'].type, dtype=dtype) if dtype is not None
+                else contextlib.nullcontext())
+    with autocast:
+        output = tiling.tiled_denoise(net, tensor.contiguous(), seed=settings['seed'], stride=settings['stride'],
+                                      num_branches=settings['num_branches'],
+                                      masks_per_pixel=settings['masks_per_pixel'], multiple=settings['multiple'],
+                                      chunk_size=settings['chunk_size'], refine_times=settings['refine_times'],
+                                      refine_prob=settings['refine_prob'], tile_size=settings['tile'],
+                                      overlap=settings['overlap'], tile_batch=settings['tile_batch'],
+                                      device=settings['device'], progress=progress)
+    if channels == 1 and in_channels == 3:
+        output = output.mean(1, keepdim=True)
+    elif channels == 3 and in_channels == 1:
+        output = output.permute(1, 0, 2, 3)
+    return output[0].permute(1, 2, 0).float().numpy()
+
+
+def process(net, source, targets, settings, force, show_tiles):
+    image = read_image(source)
+    colour, alpha = split_image(image)
+    plan = tiling.plan_tiles(image.shape[0], image.shape[1], settings['tile'], settings['overlap'],
+                             settings['stride'], settings['multiple'])
+    with tqdm(total=tiling.num_tiles(plan), desc=f'  tiles of {source.name}', unit='tile', leave=False,
+              disable=not show_tiles or tiling.num_tiles(plan) == 1, file=sys.stderr) as bar:
+        try:
+            denoised = denoise_array(net, colour, settings, bar.update)
+        except ImageError as error:
+            raise ImageError(f'{source}: {error}') from None
+    result = join_image(denoised, alpha, image.dtype)
+    write_image(targets[0], result, force)
+    if len(targets) > 1:
+        stored = image[..., 0] if image.shape[2] == 1 else image
+        write_image(targets[1], np.concatenate([stored, result], axis=1), force)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog='amsnet-denoise', description=__doc__.split('\n\n')[0],
+                                     epilog='Scheme defaults come from the amsnet: section of the options file.')
+    parser.add_argument('input', help='image file or folder (searched recursively)')
+    parser.add_argument('output', help='output folder (mirrors the input folder structure)')
+    parser.add_argument('-opt', '--opt', required=True, help='BasicSR options yml with network_g (and amsnet)')
+    parser.add_argument('-c', '--checkpoint', help='BasicSR net_g .pth (default: path.pretrain_network_g)')
+    parser.add_argument('--param-key', default='auto',
+                        help='params, params_ema or auto = path.param_key_g, else params (default: %(default)s)')
+    parser.add_argument('--r3', action=argparse.BooleanOptionalAction, default=None,
+                        help='R^3 refinement (variant -E); default: amsnet.r3.enabled of the options')
+    parser.add_argument('--r3-times', type=int, help='R^3 copies T (default: amsnet.r3.times or 8)')
+    parser.add_argument('--r3-prob', type=float, help='R^3 replacement probability p (default: amsnet.r3.prob or 0.16)')
+    parser.add_argument('--num-branches', type=int, help='k (default: amsnet.num_branches or 2)')
+    parser.add_argument('--masks-per-pixel', type=int, help='m (default: amsnet.masks_per_pixel or 1)')
+    parser.add_argument('--stride', type=int, help='inference PD stride (default: amsnet.test_stride or 2)')
+    parser.add_argument('--seed', type=int, help='mask seed (default: amsnet.seed or 0)')
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'], help='(default: %(default)s)')
+    parser.add_argument('--precision', default='fp32', choices=list(PRECISIONS),
+                        help='autocast dtype around the denoiser (default: %(default)s)')
+    parser.add_argument('--tile', type=int, default=512,
+                        help='tile size in pixels; 0 = whole image at once (default: %(default)s)')
+    parser.add_argument('--tile-overlap', type=int, default=32,
+                        help='overlap of neighbouring tiles in pixels (default: %(default)s)')
+    parser.add_argument('--tile-batch', type=int, default=1, help='tiles per denoiser batch (default: %(default)s)')
+    parser.add_argument('--chunk-size', type=int, help='max sub-images per denoiser call (default: amsnet.'
+                        'chunk_size or 8)')
+    parser.add_argument('--side-by-side', action='store_true', help='also write <name>_side_by_side: noisy|denoised')
+    parser.add_argument('--ext', help='output extension (e.g. png); default: the input\'s')
+    parser.add_argument('--force', action='store_true', help='overwrite existing outputs')
+    parser.add_argument('--quiet', action='store_true', help='no progress bars')
+    return parser.parse_args(argv)
+
+
+def make_settings(args, options, net):
+    section = options.get('amsnet') or {}
+    r3 = section.get('r3') or {}
+
+    def pick(flag, key, default, source=section):
+        return flag if flag is not None else (source.get(key) if source.get(key) is not None else default)
+
+    r3_enabled = pick(args.r3, 'enabled', False, r3)
+    settings = dict(
+        seed=pick(args.seed, 'seed', 0), stride=pick(args.stride, 'test_stride', 2),
+        num_branches=pick(args.num_branches, 'num_branches', 2),
+        masks_per_pixel=pick(args.masks_per_pixel, 'masks_per_pixel', 1),
+        multiple=section.get('size_multiple') or 1, chunk_size=pick(args.chunk_size, 'chunk_size', 8),
+        refine_times=pick(args.r3_times, 'times', 8, r3) if r3_enabled else 0,
+        refine_prob=pick(args.r3_prob, 'prob', 0.16, r3), tile=args.tile or None, overlap=args.tile_overlap,
+        tile_batch=args.tile_batch, device=torch.device(args.device), precision=PRECISIONS[args.precision],
+        model_channels=model_channels(net, options.get('network_g')))
+    try:
+        from . import scheme
+        scheme.check_mask_config(settings['num_branches'], settings['masks_per_pixel'])
+        if not 0 <= settings['refine_prob'] <= 1:
+            raise ValueError(f'--r3-prob must be in [0, 1], got {settings["refine_prob"]}')
+        if settings['tile']:
+            tiling.plan_tiles(1, 1, settings['tile'], settings['overlap'], settings['stride'], settings['multiple'])
+    except ValueError as error:
+        raise SetupError(str(error)) from None
+    return settings
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        if args.device == 'cuda' and not torch.cuda.is_available():
+            raise SetupError('--device cuda: no CUDA device is available (use --device cpu)')
+        if args.device == 'cuda':  # same seed -> same output also on GPU: no autotuned, non-deterministic kernels
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+        options = load_options(args.opt)
+        checkpoint = args.checkpoint or (options.get('path') or {}).get('pretrain_network_g')
+        if not checkpoint:
+            raise SetupError(f'no weights: pass --checkpoint or set path.pretrain_network_g in {args.opt}')
+        net = build_denoiser(options, checkpoint, args.param_key, args.device)
+        settings = make_settings(args, options, net)
+        files = find_images(args.input, args.output)
+    except SetupError as error:
+        print(f'amsnet-denoise: error: {error}', file=sys.stderr)
+        return 2
+    if not files:
+        print(f'amsnet-denoise: no images ({", ".join(IMAGE_EXTENSIONS)}) under {args.input}', file=sys.stderr)
+        return 1
+    output_dir = Path(args.output)
+    failed, skipped, done = [], [], 0
+    start = time.perf_counter()
+    for source, relative in tqdm(files, desc='images', unit='img', disable=args.quiet, file=sys.stderr):
+        target = output_dir / relative
+        if args.ext:
+            target = target.with_suffix('.' + args.ext.lstrip('.'))
+        targets = [target]
+        if args.side_by_side:
+            targets.append(target.with_name(f'{target.stem}_side_by_side{target.suffix}'))
+        existing = [str(path) for path in targets if path.exists()]
+        if existing and not args.force:
+            tqdm.write(f'skip {source}: {", ".join(existing)} exists (use --force to overwrite)', file=sys.stderr)
+            skipped.append(source)
+            continue
+        try:
+            process(net, source, targets, settings, args.force, not args.quiet)
+            done += 1
+        except ImageError as error:
+            tqdm.write(f'error: {error}', file=sys.stderr)
+            failed.append(source)
+        except (ValueError, RuntimeError, cv2.error) as error:  # e.g. out of memory: the next file may still fit
+            tqdm.write(f'error: {source}: {type(error).__name__}: {error}', file=sys.stderr)
+            failed.append(source)
+    print(f'amsnet-denoise: {done} denoised, {len(skipped)} skipped (existing), {len(failed)} failed '
+          f'in {time.perf_counter() - start:.1f} s -> {output_dir}', file=sys.stderr)
+    for source in failed:
+        print(f'  failed: {source}', file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""scripts/ablate.py end to end in its --tiny configuration: every group runs and the table, numbers and figure
+are written; the checkerboard measure behaves as documented."""
+import importlib.util
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+import torch
+
+from amsnet_basicsr.metrics import calculate_checkerboard, checkerboard_index
+from amsnet_basicsr.scheme import pd_up
+
+from conftest import REPO
+
+
+def test_ablate_tiny_writes_table_json_and_figure(tmp_path):
+    out = tmp_path / 'ablation'
+    result = subprocess.run([sys.executable, str(REPO / 'scripts' / 'ablate.py'), '--out', str(out), '--tiny',
+                             '--denoisers', 'DnCNN,NAFNet,DeamNet,D_AS'],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = (out / 'ablation.md').read_text()
+    for heading in ('## identity', '## denoiser', '## ratio', '## lambda', '## variants'):
+        assert heading in table
+    for setting in ('AP-BSN + D_AS', 'AP-BSN + D_AS + R3', 'AMSNet-B + D_A', 'AMSNet-B-E + D_AS', 'AMSNet-B + DeamNet', '75% masked (k=4, m=3)',
+                    'AMSNet-P, lambda=0.1', 'AMSNet-P-E (lambda=0.01)'):
+        assert f'| {setting} |' in table
+    numbers = json.loads((out / 'ablation.json').read_text())
+    rows = numbers['rows']
+    assert len(rows) == 8 + 4 + 3 + 4 + 4
+    for row in rows:
+        assert row['iters'] and row['train_wall_s'] >= 0 and 0 < row['psnr'] < 100
+    # B and B-E of the variants group are the same trained model: same iterations, inference differs only by R3
+    variants = {row['setting']: row for row in rows if row['group'] == 'variants'}
+    assert variants['AMSNet-B']['iters'] == variants['AMSNet-B-E']['iters']
+    figure = cv2.imread(str(out / 'ablation.png'))
+    assert figure is not None and figure.shape[0] > 500 and figure.shape[1] > 500
+    assert (out / 'ablation.log').read_text().count('PSNR') >= len(rows)
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location('ablate_script', REPO / 'scripts' / 'ablate.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('argv,message', [(['--groups', 'identity,nonsense'], 'nonsense'),
+                                          (['--denoisers', 'DnCNN,ResNet'], 'ResNet'),
+                                          (['--train-dir', 'x'], '--val-noisy')])
+def test_ablate_rejects_bad_arguments(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        load_script().main(['--out', str(tmp_path / 'x'), *argv])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / 'x').exists()
+
+
+def test_matched_crop_avoids_padding_and_keeps_pixels_per_step():
+    matched_crop = load_script().matched_crop
+    assert matched_crop(40, 8, 5) == (40, 8)
+    assert matched_crop(40, 8, 5 * 16) == (80, 2)       # DeamNet: sub-images must be multiples of 16
+    assert matched_crop(40, 8, 5 * 32) == (160, 1)      # UNet: multiples of 32
+
+
+def test_checkerboard_index_sees_a_periodic_pattern_and_not_a_smooth_error():
+    torch.manual_seed(0)
+    clean = torch.rand(1, 3, 64, 64)
+    assert checkerboard_index(clean, clean) == 0
+    # a 2x2-periodic offset of +-a on alternate PD phases: index = 255 * a (RMS of the periodic component)
+    amplitude = 0.02
+    phase_offsets = torch.tensor([1.0, -1.0, -1.0, 1.0]).view(4, 1, 1, 1) * amplitude
+    pattern = pd_up(phase_offsets.expand(4, 3, 32, 32), 2, (64, 64))
+    assert checkerboard_index(clean + pattern, clean) == pytest.approx(255 * amplitude, rel=1e-6)
+    # a smooth (non-periodic) error of the same size barely registers
+    ramp = torch.linspace(-amplitude, amplitude, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64)
+    assert checkerboard_index(clean + ramp, clean) < 0.1 * 255 * amplitude
+    # the BasicSR metric form agrees on uint8 images
+    to_uint8 = lambda x: (x[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()  # noqa: E731
+    a, b = to_uint8(clean + pattern), to_uint8(clean)
+    expected = checkerboard_index(torch.from_numpy(a).permute(2, 0, 1)[None] / 255.0,
+                                  torch.from_numpy(b).permute(2, 0, 1)[None] / 255.0)
+    assert calculate_checkerboard(a, b) == pytest.approx(expected)
