@@ -54,8 +54,8 @@ class ResumableEnlargedSampler(EnlargedSampler):
         return iter(indices)
 
 
-class CountingCPUPrefetcher(CPUPrefetcher):
-    """BasicSR's CPUPrefetcher counting the batches of the epoch it hands out (saved in training states)."""
+class _BatchCounter:
+    """Counts the batches of the epoch a BasicSR prefetcher hands out (saved in training states)."""
 
     def next(self):
         batch = super().next()
@@ -68,18 +68,12 @@ class CountingCPUPrefetcher(CPUPrefetcher):
         super().reset()
 
 
-class CountingCUDAPrefetcher(CUDAPrefetcher):
-    """BasicSR's CUDAPrefetcher counting the batches of the epoch it hands out (saved in training states)."""
+class CountingCPUPrefetcher(_BatchCounter, CPUPrefetcher):
+    """BasicSR's CPUPrefetcher counting its batches."""
 
-    def next(self):
-        batch = super().next()
-        if batch is not None:
-            checkpoint.PROGRESS.batches += 1
-        return batch
 
-    def reset(self):
-        checkpoint.PROGRESS.batches = 0
-        super().reset()
+class CountingCUDAPrefetcher(_BatchCounter, CUDAPrefetcher):
+    """BasicSR's CUDAPrefetcher counting its batches."""
 
 
 class SafePrefetchGenerator(basicsr_prefetch.PrefetchGenerator):

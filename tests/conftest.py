@@ -7,9 +7,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def single_torch_thread():
+    """Tiny networks run fastest on one thread (and a 2-core machine does not oversubscribe)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def correlated_noisy(clean, sigma, rng):

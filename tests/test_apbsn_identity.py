@@ -18,14 +18,6 @@ NET = {'type': 'DBSNl', 'in_ch': 3, 'out_ch': 3, 'base_ch': 16, 'num_module': 2,
        'init': 'kaiming'}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def faint_scene(size, seed):
     """A nearly flat scene (grey plus a faint colour gradient): the best denoiser output is almost constant, so
     any loss below the noise floor can only come from copying the noise, and the drift shows within seconds."""

@@ -68,14 +68,6 @@ def noisy_clean():
     return as_tensor(noisy), as_tensor(clean)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _train(net, noisy, step_loss):
     optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
     losses = []

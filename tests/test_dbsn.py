@@ -27,14 +27,6 @@ def self_gradients(net, size):
     return own, others
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_dbsn(unrestricted, seed=0, init='pytorch'):
     torch.manual_seed(seed)
     return DBSNl(base_ch=8, num_module=2, unrestricted=unrestricted, init=init).double()
