@@ -9,6 +9,7 @@
 * :func:`load_resume_state` replaces ``basicsr.train.load_resume_state``, which needs CUDA and takes the newest
   ``<iter>.state`` blindly: it loads on the CPU and takes the newest state that loads and has its network files.
 """
+import contextlib
 import glob
 import math
 import os
@@ -51,9 +52,8 @@ def _fsync_dir(folder):
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -91,20 +91,15 @@ def atomic_save(obj, path, retries=3):
 
 
 def _remove_quietly(path):
-    try:
+    with contextlib.suppress(OSError):
         os.remove(path)
-    except OSError:
-        pass
 
 
 def remove_temp_files(*folders):
     """Delete ``*.tmp.*`` leftovers of killed writes (rank 0, before training starts)."""
     for folder in folders:
         for path in glob.glob(os.path.join(glob.escape(folder), f'*{TEMP_MARK}*')):
-            try:
-                os.remove(path)
-            except OSError:
-                pass
+            _remove_quietly(path)
 
 
 def non_finite_entries(state_dict):

@@ -23,6 +23,7 @@ files, the pieces that break outside a single CUDA process (see notes/README_dis
 Errors of :mod:`amsnet_basicsr.errors` (bad options, bad images, non-finite loss, unusable checkpoints) end the
 run with one line ``amsnet_basicsr/train.py: error: ...`` on stderr and exit status 2, without a traceback.
 """
+import contextlib
 import os
 import sys
 
@@ -137,11 +138,9 @@ def main():
         train_pipeline_with_cleanup(os.getcwd())
     except AMSNetError as error:
         message = _one_line(error)
-        try:
+        with contextlib.suppress(Exception):  # the log file is a courtesy; stderr below is what matters
             from basicsr.utils import get_root_logger
             get_root_logger().error(message)
-        except Exception:  # noqa: BLE001  (the logger is optional here)
-            pass
         rank = os.environ.get('RANK')
         prefix = f'[rank {rank}] ' if rank is not None and os.environ.get('WORLD_SIZE', '1') != '1' else ''
         print(f'amsnet_basicsr/train.py: error: {prefix}{message}', file=sys.stderr, flush=True)
@@ -154,10 +153,8 @@ def train_pipeline_with_cleanup(root_path):
     finally:
         if distributed.is_distributed():
             import torch.distributed as dist
-            try:
+            with contextlib.suppress(Exception):
                 dist.destroy_process_group()
-            except Exception:  # noqa: BLE001
-                pass
 
 
 if __name__ == '__main__':

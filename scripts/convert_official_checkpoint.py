@@ -26,7 +26,7 @@ DEFAULT_PREFIX = 'net.dn.branches.0.'
 
 
 class ConversionError(Exception):
-    pass
+    """A checkpoint that cannot be converted (wrong file, prefix or architecture); the message says why."""
 
 
 def load_checkpoint(path, trust_pickle=False):
