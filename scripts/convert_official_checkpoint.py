@@ -12,7 +12,6 @@ Missing and unexpected keys are printed; a checkpoint whose tensors do not fit t
 status 1. The output is written atomically and never replaces an existing file without ``--force``.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 import yaml
 
 import amsnet_basicsr  # noqa: F401  (registers the denoisers; must precede basicsr imports)
+from amsnet_basicsr.checkpoint import atomic_save
 from basicsr.archs import build_network
 
 DEFAULT_PREFIX = 'net.dn.branches.0.'
@@ -95,15 +95,7 @@ def convert(source, option_file, output, prefix=DEFAULT_PREFIX, strict=True, for
                               f'{len(unexpected)} unexpected keys (use --no-strict to load the common part)')
     net.load_state_dict({key: value for key, value in state.items() if key in expected}, strict=strict)
     output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f'.{output.name}.tmp{os.getpid()}')
-    try:
-        torch.save({'params': net.state_dict()}, temporary)
-        if output.exists() and not force:  # appeared meanwhile
-            raise ConversionError(f'{output}: exists (use --force to overwrite)')
-        os.replace(temporary, output)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    atomic_save({'params': net.state_dict()}, str(output))
     log(f'wrote {output} (BasicSR net_g, key "params"; load with path.pretrain_network_g, param_key_g: params)')
     return net
 
