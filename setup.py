@@ -8,12 +8,12 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     license='Apache-2.0',
-    python_requires='>=3.9',
+    python_requires='>=3.10',
     packages=find_packages(include=['amsnet_basicsr', 'amsnet_basicsr.*']),
     install_requires=[
         'basicsr==1.4.2',
-        'torch>=2.0',
-        'torchvision>=0.15',
+        'torch>=2.9',  # tested: 2.9.1 and 2.14.1
+        'torchvision>=0.24',
         'spandrel>=0.4',
         'spandrel_extra_arches>=0.2',
         'numpy',

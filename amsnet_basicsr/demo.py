@@ -18,11 +18,11 @@
    subprocess, with the output folder as the working directory (experiments/ land there).
 
 3. Loads the trained ``net_g``, denoises the held-apart blocks with ``scheme.denoise`` (MMDB at the test
-   stride, then R3), prints PSNR/SSIM (``basicsr.metrics``, crop_border 0, SPEC §5) of the noisy input, of the
+   stride, then R3), prints PSNR/SSIM (``basicsr.metrics``, crop_border 0: the paper's convention) of the noisy input, of the
    untrained network and of the trained one, and writes noisy | denoised | clean PNGs, ``results.md``,
    ``results.json`` and the training curve ``curve.csv`` (L_m and validation PSNR vs iteration).
 
-Why the settings differ from the paper's (SPEC §7): the authors' Restormer/DnCNN, 160-px crops and PD stride 5
+Why the settings differ from the paper's: the authors' Restormer/DnCNN, 160-px crops and PD stride 5
 end below their noisy input after a CPU's few minutes (and so did plain DnCNN / U-Net variants tried here). The
 demo buys iterations and helps the denoiser: a small :class:`~amsnet_basicsr.archs.mask_aware_arch.MaskAwareDnCNN`
 (it starts as the mean of the unmasked neighbours and learns a correction), 60-px crops, Adam with cosine decay,
@@ -103,7 +103,7 @@ def _resize_max_side(image, max_side):
 
 
 def _to_uint8(image):
-    """Float RGB in [0, 1] -> uint8 (SPEC §5: clamp, scale by 255, round)."""
+    """Float RGB in [0, 1] -> uint8 (the paper's metric convention: clamp, scale by 255, round)."""
     return np.clip(np.round(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -228,7 +228,7 @@ datasets:
 
 network_g:
   # input -> [x, valid, mean of the unmasked 3x3 neighbours] -> nb conv layers (LeakyReLU) -> residual on the mean.
-  # Plain DnCNN / U-Net need far more than a CPU's minutes to learn what a zeroed pixel means (SPEC §7).
+  # Plain DnCNN / U-Net need far more than a CPU's minutes to learn what a zeroed pixel means.
   type: MaskAwareDnCNN
   in_nc: 3
   out_nc: 3
@@ -361,7 +361,7 @@ def parse_curve(log_path, val_freq, total_iter):
 
 # ----------------------------------------------------------------------------------------------- testing
 def evaluate(net, folders, keys, config, seed, refine_times):
-    """Denoise each noisy block with scheme.denoise; return the outputs and per-block PSNR/SSIM (SPEC §5)."""
+    """Denoise each noisy block with scheme.denoise; return the outputs and per-block PSNR/SSIM."""
     import cv2
     import torch
     from basicsr.metrics import calculate_psnr, calculate_ssim

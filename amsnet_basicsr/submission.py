@@ -1,4 +1,4 @@
-"""Benchmark submission files (SPEC §4): SIDD ``SubmitSrgb.mat`` and the DND sRGB bundle.
+"""Benchmark submission files: SIDD ``SubmitSrgb.mat`` and the DND sRGB bundle.
 
 Writers (pure numpy / scipy):
 

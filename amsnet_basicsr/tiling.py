@@ -1,4 +1,4 @@
-"""PD-aware overlapped tiling for AMSNet inference on images of any size (issue 5).
+"""PD-aware overlapped tiling for AMSNet inference on images of any size.
 
 Pure torch, no BasicSR. The image is cut into equal tiles on a grid that respects the PD stride and the
 denoiser's size multiple, every tile (reflect-padded where it crosses the image border) runs through the full

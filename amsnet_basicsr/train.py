@@ -8,7 +8,7 @@ Several GPUs or machines (DDP; NCCL on GPUs, Gloo on CPUs)::
         amsnet_basicsr/train.py -opt OPT --launcher pytorch
 
 BasicSR's ``train_pipeline`` runs unchanged; :func:`install` swaps in, by name and without editing basicsr's
-files, the pieces that break outside a single CUDA process (see notes/README_distributed.md):
+files, the pieces that break outside a single CUDA process:
 
 * ``basicsr.utils.options.init_dist`` -> :func:`amsnet_basicsr.distributed.init_dist` (CPU/GPU-aware);
 * ``basicsr.train.parse_options`` -> parse, then :func:`amsnet_basicsr.options_check.check_options` (bad options

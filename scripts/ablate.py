@@ -26,7 +26,7 @@ Training only ever reads the noisy training images; clean images are read only t
 Writes to ``--out``: ``ablation.md`` (one table per group), ``ablation.json`` (all numbers), ``ablation.png``
 (per group: PSNR bars and a crop of every output side by side) and the log.
 
-Examples (the runs in notes/README_ablation.md, ~16 CPU-minutes together)::
+Examples (the runs behind the README's ablation tables, ~16 CPU-minutes together)::
 
     python scripts/ablate.py --out results/ablation --budget 40 --finetune-budget 15
     python scripts/ablate.py --out results/ablation_identity --groups identity --crop 80 --batch 2 --budget 90
@@ -55,7 +55,7 @@ from basicsr.metrics import calculate_ssim
 GROUPS = ('identity', 'denoiser', 'ratio', 'lambda', 'variants')
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
-# Denoisers at small sizes (0.03-0.3 M parameters; the paper's full sizes are in SPEC §2); every run gets the same
+# Denoisers at small sizes (0.03-0.3 M parameters; the paper's full sizes are in the supplement); every run gets the same
 # CPU budget, so cheaper networks get more iterations.
 # ``multiple``: the PD sub-image size the network needs (amsnet.size_multiple).
 DENOISERS = {
@@ -73,7 +73,7 @@ DENOISERS = {
 BLIND_SPOT = {'D_A': False, 'D_AS': True}
 DEFAULT_DENOISER = 'DnCNN'   # ratio / lambda / variants groups: the cheapest network, chosen before any run
 LAMBDAS = (0.0, 0.01, 0.1, 1.0)
-DEFAULT_LAMBDA = 0.01        # the method section's lambda (SPEC §1); the lambda group shows the others
+DEFAULT_LAMBDA = 0.01        # the method section's lambda; the lambda group shows the others
 
 # Embedded demo data: scikit-image's bundled photographs (no download), noisy copies from the camera model.
 DEMO_TRAIN = ('astronaut', 'coffee', 'rocket', 'stereo_motorcycle')
@@ -307,7 +307,7 @@ def train(net, images, model, multiple, config, finetune=False):
 
 # ----------------------------------------------------------------------------------------------------- evaluation
 def quantise(image):
-    """SPEC §5: clamp to [0, 1], scale to 255, round."""
+    """The paper's metric convention: clamp to [0, 1], scale to 255, round."""
     return (image.clamp(0, 1) * 255).round()
 
 

@@ -1,4 +1,4 @@
-"""Inference benchmark of AMSNet (issues 2 and 5): speed, overhead against bare denoiser passes, memory, tiling.
+"""Inference benchmark of AMSNet: speed, overhead against bare denoiser passes, memory, tiling.
 
     python scripts/benchmark_inference.py --arch DnCNN --size small                 # 256x256 blocks
     python scripts/benchmark_inference.py --arch DnCNN --size tiny --megapixels 24  # + a tiled 6000x4000 photo

@@ -1,4 +1,4 @@
-"""Convert an official AMSNet checkpoint (PyTorch Lightning) into a BasicSR ``net_g`` file (SPEC §6, issue 5).
+"""Convert an official AMSNet checkpoint (PyTorch Lightning) into a BasicSR ``net_g`` file.
 
 The authors' checkpoints hold the denoiser D_E under ``state_dict`` with the prefix ``net.dn.branches.0.``
 and the original Restormer / NAFNet-baseline / UNet parameter names. This strips the prefix, loads the result

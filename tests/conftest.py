@@ -14,6 +14,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
+def fast_tier_starts_no_process(request, monkeypatch):
+    """Tests that start a process belong to the slow tier: the fast tier (``-m "not slow"``) stays under a minute."""
+    if request.node.get_closest_marker('slow') is None:
+        def refuse(*args, **kwargs):
+            raise AssertionError(f'{request.node.nodeid} starts a process: mark it @pytest.mark.slow')
+        monkeypatch.setattr(subprocess.Popen, '__init__', refuse)
+
+
+@pytest.fixture(autouse=True)
 def single_torch_thread():
     """Tiny networks run fastest on one thread (and a 2-core machine does not oversubscribe)."""
     threads = torch.get_num_threads()

@@ -15,6 +15,7 @@ from amsnet_basicsr.scheme import pd_up
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_ablate_tiny_writes_table_json_and_figure(tmp_path):
     out = tmp_path / 'ablation'
     result = subprocess.run([sys.executable, str(REPO / 'scripts' / 'ablate.py'), '--out', str(out), '--tiny',

@@ -28,6 +28,7 @@ def test_import_registers_everything_and_basicsr_imports_on_current_torchvision(
     assert sys.modules['torchvision.transforms.functional_tensor'].rgb_to_grayscale is not None
 
 
+@pytest.mark.slow
 def test_registry_names_do_not_collide_with_basicsr_own():
     """Names basicsr registers by itself (a fresh interpreter, without this plugin) must stay free of ours."""
     script = ('import sys, torchvision.transforms._functional_tensor as f\n'
@@ -62,7 +63,7 @@ def test_spandrel_denoisers_keep_official_parameter_names(options, architecture_
 
 def test_unet_matches_the_papers_size_and_the_reference_parameter_names():
     network = build_network({'type': 'UNet', 'in_nc': 3, 'out_nc': 3, 'n_feature': 128})
-    assert round(sum(p.numel() for p in network.parameters()) / 1e6, 1) == 7.9  # SPEC §2: 7.9 M
+    assert round(sum(p.numel() for p in network.parameters()) / 1e6, 1) == 7.9  # the paper's U-Net: 7.9 M
     names = set(network.state_dict())
     expected = {f'enc_conv{i}.weight' for i in range(7)} | {f'up{i}.deconv.weight' for i in range(1, 6)} | {
         f'dec_conv{i}{part}.weight' for i in range(1, 6) for part in 'ab'} | {f'nin_{c}.weight' for c in 'abc'}

@@ -107,6 +107,7 @@ def test_zero_usable_images_stops_at_dataset_construction(tmp_path):
     assert 'tiny.png: image is 8x8, smaller than crop_size 24' in message
 
 
+@pytest.mark.slow
 def test_train_py_with_zero_usable_images_exits_with_one_line_before_the_first_iteration(tmp_path):
     folder = tmp_path / 'noisy'
     folder.mkdir()
@@ -280,6 +281,7 @@ def test_bad_option_is_refused_naming_the_key_and_allowed_values(tmp_path, case)
         assert text in str(error.value)
 
 
+@pytest.mark.slow
 def test_train_py_refuses_a_bad_option_before_writing_anything(tmp_path):
     options = tiny_options(noisy_folder(tmp_path, 1), 'badopt', iters=2, save_freq=2)
     options['amsnet']['num_branches'] = 1
@@ -290,6 +292,7 @@ def test_train_py_refuses_a_bad_option_before_writing_anything(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ non-finite loss
+@pytest.mark.slow
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     """The learning rate jumps to 1e30 at iteration 3 (weights ~1e30), so iteration 4's loss overflows to NaN/Inf."""
     options = tiny_options(noisy_folder(tmp_path, 4), 'blowup', iters=6, save_freq=2)

@@ -1,4 +1,4 @@
-"""Evaluation datasets on tiny synthetic files in the real formats (SPEC §4): SIDD .mat (v5, and v7.3), DND (v7.3
+"""Evaluation datasets on tiny synthetic files in the real formats: SIDD .mat (v5, and v7.3), DND (v7.3
 with object references), PolyU JPEG pairs, generic paired folders; and test.py end to end on a fake SIDD val pair."""
 import json
 import re
@@ -240,9 +240,10 @@ def test_shipped_test_options_build_their_datasets(tmp_path, sidd_val):
             assert data[0]['lq'].shape[0] == 3
 
 
+@pytest.mark.slow
 def test_test_py_with_the_shipped_sidd_options_on_a_fake_validation_pair(tmp_path, sidd_val):
     """options/test_SIDD.yml through test.py (tiny random DnCNN instead of the trained Restormer, fake 3x4 blocks):
-    PSNR/SSIM over every block with SPEC §5 settings, and one saved image per block."""
+    PSNR/SSIM over every block with the paper's settings (8-bit RGB, no border crop), and one saved image per block."""
     root, _, gt = sidd_val
     options = shipped_options('test_SIDD.yml')
     options.update(name='tiny_sidd', num_gpu=0, network_g=TINY_NET)

@@ -1,4 +1,4 @@
-"""scripts/convert_official_checkpoint.py on synthetic checkpoints with the authors' key layout (SPEC §6)."""
+"""scripts/convert_official_checkpoint.py on synthetic checkpoints with the authors' key layout."""
 import importlib.util
 from pathlib import Path
 

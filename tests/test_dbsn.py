@@ -1,6 +1,6 @@
 """D-BSN (D_A) is blind at every pixel; its unrestricted variant D_AS is not (AMSNet Tab. 3, supplement Sec. 1.8).
 
-Also: the DeamNet and D-BSN registrations build from option dicts, and the paper's sizes are what SPEC §2 says.
+Also: the DeamNet and D-BSN registrations build from option dicts, and the paper's sizes are what the paper and its supplement say.
 """
 import pytest
 import torch
@@ -67,7 +67,7 @@ def count(net):
 
 @pytest.mark.parametrize('unrestricted', [False, True])
 def test_paper_sizes_and_registration(unrestricted):
-    """SPEC §2: D-BSN 3.66 M parameters, D_AS the same count; DeamNet (real, 64 ch) 2.228 M (supplement Tab. 1)."""
+    """D-BSN 3.66 M parameters, D_AS the same count; DeamNet (real, 64 ch) 2.228 M (supplement Tab. 1)."""
     dbsn = build_network({'type': 'DBSNl', 'unrestricted': unrestricted})
     assert abs(count(dbsn) / 1e6 - 3.656) < 0.001
     deam = build_network({'type': 'DeamNet', 'channels': 64})

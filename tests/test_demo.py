@@ -12,6 +12,8 @@ import cv2
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # every test here runs the demo in a subprocess
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -1,4 +1,4 @@
-"""The amsnet-denoise command (amsnet_basicsr/denoise.py, issue 5): formats, bit depths, safety rules."""
+"""The amsnet-denoise command (amsnet_basicsr/denoise.py): formats, bit depths, safety rules."""
 import subprocess
 import sys
 
@@ -145,6 +145,7 @@ def test_setup_errors_exit_2(tmp_path, model):
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point(tmp_path, model):
     _, option_file = model
     image = tmp_path / 'photo.png'

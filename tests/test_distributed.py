@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from conftest import REPO, write_options
@@ -72,6 +73,7 @@ def read_lines(path):
     return [line.split() for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_ranks_train_disjoint_shards_identical_weights_and_resume(tmp_path):
     folder = noisy_folder(tmp_path, 8)  # 8 images, 2 ranks x batch 2 -> 2 iterations per epoch
     options = write_options(tmp_path / 'ddp.yml', tiny_options(folder, 'ddp', iters=4, save_freq=2,
@@ -113,6 +115,7 @@ def test_torchrun_two_cpu_ranks_train_disjoint_shards_identical_weights_and_resu
     assert any(not torch.equal(latest[key], at_two[key]) for key in latest), 'the resumed run did not train'
 
 
+@pytest.mark.slow
 def test_slurm_launcher_initialises_gloo_on_cpu(tmp_path, monkeypatch):
     """``--launcher slurm`` keeps BasicSR's SLURM start-up (scontrol for the master address), CPU-aware."""
     import socket

@@ -44,6 +44,7 @@ def train_options(folders, name, stage, iters, pretrain=None):
     }
 
 
+@pytest.mark.slow
 def test_train_finetune_test_end_to_end(tmp_path, image_folders):
     run_entry_point('train.py', write_options(tmp_path / 'b.yml', train_options(image_folders, 'tiny_B', 'mask', 4)),
                     tmp_path)

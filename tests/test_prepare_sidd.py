@@ -105,6 +105,7 @@ def test_crop_grid_covers_every_pixel_with_flush_last_crop():
         crop_grid(CROP - 1, CROP, STEP)
 
 
+@pytest.mark.slow
 def test_default_mode_packs_noisy_crops_exactly_and_never_reads_gt(tmp_path):
     root, images = make_sidd_tree(tmp_path, gt='garbage')  # GT files exist but cannot be decoded
     for path in (root / 'Data' / '0002_001_S6_00100_00020_3200_N').glob('*_GT_*'):

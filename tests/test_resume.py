@@ -48,6 +48,7 @@ def assert_final_model_loads(experiment):
     network.load_state_dict(torch.load(experiment / 'models' / 'net_g_latest.pth', map_location='cpu')['params'])
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_auto_resume_reaches_total_iter(tmp_path):
     folder = noisy_folder(tmp_path, 4)
     total = 80
@@ -72,6 +73,7 @@ def test_sigkill_mid_training_then_auto_resume_reaches_total_iter(tmp_path):
     assert_final_model_loads(experiment)
 
 
+@pytest.mark.slow
 def test_sigkill_during_checkpoint_write_never_leaves_a_file_that_resume_picks_up(tmp_path):
     folder = noisy_folder(tmp_path, 4)
     option_file = write_options(tmp_path / 'midsave.yml', tiny_options(folder, 'midsave', iters=8, save_freq=2))

@@ -38,7 +38,7 @@ def test_pd_inverse_is_exact(size, stride, multiple):
 
 
 def test_pd_layout_matches_spec():
-    """Sub-image (i, j) of image b is x[b, :, i::s, j::s] at batch index b*s*s + i*s + j (SPEC §1)."""
+    """Sub-image (i, j) of image b is x[b, :, i::s, j::s] at batch index b*s*s + i*s + j."""
     x = torch.rand(2, 3, 15, 10, generator=generator())
     s = 5
     sub_images = scheme.pd_down(x, s)

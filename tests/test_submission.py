@@ -159,6 +159,7 @@ def test_mixin_writes_submissions_and_skips_metrics_without_gt(tmp_path):
     assert h5py.is_hdf5(bundle / '0001.mat') is False  # MATLAB v5, as the DND kit's bundle_submissions_srgb writes
 
 
+@pytest.mark.slow
 def test_test_py_writes_the_sidd_submission_with_the_shipped_options(tmp_path):
     """options/test_SIDD_benchmark.yml through test.py (tiny random DnCNN, fake 2x3 blocks): SubmitSrgb.mat holds the
     saved outputs, and the log says where it went. Needs AMSNetModel to mix in SubmissionMixin."""

@@ -1,4 +1,4 @@
-"""PD-aware overlapped tiling (amsnet_basicsr/tiling.py, issue 5): geometry, masks, tiled == untiled."""
+"""PD-aware overlapped tiling (amsnet_basicsr/tiling.py): geometry, masks, tiled == untiled."""
 import pytest
 import torch
 

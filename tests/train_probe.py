@@ -1,4 +1,4 @@
-"""A training entry point for the tests of issue 4: amsnet_basicsr/train.py plus probes (never shipped).
+"""A training entry point for the tests: amsnet_basicsr/train.py plus probes (never shipped).
 
 Run exactly like amsnet_basicsr/train.py (also under torchrun). Environment:
   PROBE_DIR            where to append samples_rank<R>.txt (every training sample path a rank read) and

@@ -2,7 +2,7 @@
 
 AMSNet feeds its denoiser PD sub-images in which the masked pixels are set to 0 (Eq. 5-7). A plain CNN
 (DnCNN, U-Net) has to discover from scratch that those zeros are missing values and learn to inpaint them;
-on a CPU that takes far longer than a few minutes (SPEC §7). This network is told the obvious instead,
+on a CPU that takes far longer than a few minutes. This network is told the obvious instead,
 in the spirit of partial convolutions (Liu et al., "Image Inpainting for Irregular Holes Using Partial
 Convolutions", ECCV 2018):
 

@@ -1,4 +1,4 @@
-"""The plain U-Net denoiser of AMSNet's denoiser ablation (paper Tab. 4, SPEC §2).
+"""The plain U-Net denoiser of AMSNet's denoiser ablation (paper Tab. 4).
 
 The Noise2Noise U-Net (Lehtinen et al., ICML 2018) without a blind spot, as in the authors' code: five
 (conv, max-pool) levels of ``n_feature`` channels, transposed-conv upsampling with skip concatenation,

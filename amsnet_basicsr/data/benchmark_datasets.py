@@ -1,4 +1,4 @@
-"""Real-noise evaluation sets in their published formats (SPEC §4), registered into BasicSR's DATASET_REGISTRY.
+"""Real-noise evaluation sets in their published formats, registered into BasicSR's DATASET_REGISTRY.
 
 Every item is a BasicSR-style dict: ``lq`` (and ``gt`` when the set has a reference) as CHW float32 RGB tensors in
 [0, 1], ``lq_path`` (a unique name per block/crop, used by BasicSR to name saved images), and for the block sets the
@@ -153,7 +153,7 @@ class _SIDDBlocksDataset(data.Dataset):
 
 @DATASET_REGISTRY.register()
 class SIDDValidationDataset(_SIDDBlocksDataset):
-    """SIDD sRGB validation: 40 x 32 = 1280 noisy/GT 256x256 blocks (SPEC §4); the paper's SIDD val numbers."""
+    """SIDD sRGB validation: 40 x 32 = 1280 noisy/GT 256x256 blocks; the paper's SIDD val numbers."""
     default_lq_key = 'ValidationNoisyBlocksSrgb'
     default_gt_key = 'ValidationGtBlocksSrgb'
     default_prefix = 'SIDD_val'
@@ -194,7 +194,7 @@ def read_dnd_boxes(info_path):
 
 @DATASET_REGISTRY.register()
 class DNDDataset(data.Dataset):
-    """DND sRGB benchmark: 50 images x 20 bounding-box crops (512x512) = 1000 noisy crops, no GT (SPEC §4).
+    """DND sRGB benchmark: 50 images x 20 bounding-box crops (512x512) = 1000 noisy crops, no GT.
 
     Options: ``dataroot_lq`` (the folder holding ``info.mat`` and ``images_srgb/``). ``InoisySRGB`` (float, [0, 1],
     stored by MATLAB v7.3 as (3, W, H)) is read crop by crop through h5py slicing. Items are named

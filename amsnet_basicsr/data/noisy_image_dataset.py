@@ -1,4 +1,4 @@
-"""Noisy-only training data: the only images AMSNet ever trains on (SPEC §4)."""
+"""Noisy-only training data: the only images AMSNet ever trains on."""
 import os
 import random
 import re

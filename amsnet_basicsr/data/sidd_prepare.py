@@ -1,4 +1,4 @@
-"""Pack SIDD-Medium sRGB noisy images into 512x512 crops in a BasicSR LMDB (SPEC §2, §4).
+"""Pack SIDD-Medium sRGB noisy images into 512x512 crops in a BasicSR LMDB.
 
 The logic behind ``scripts/prepare_sidd.py``; importable for tests. Layout read (SIDD-Medium sRGB):
 

@@ -15,7 +15,7 @@ from ..submission import SubmissionMixin
 
 @dataclass(frozen=True)
 class SchemeOptions:
-    """The ``amsnet:`` section of an options file (SPEC §2 defaults)."""
+    """The ``amsnet:`` section of an options file (the paper's defaults, Sec. 4.1 and its supplement)."""
     train_stride: int = 5
     test_stride: int = 2
     num_branches: int = 2
