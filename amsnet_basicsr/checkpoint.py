@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import torch
+from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
 from basicsr.utils import get_root_logger
 from basicsr.utils.misc import check_resume
 

@@ -439,7 +439,7 @@ def run_demo(argv=None):
     prepare_output(out, args.overwrite)
 
     import torch
-    import amsnet_basicsr  # noqa: F401  (registers the denoisers; must precede basicsr imports)
+    import amsnet_basicsr.plugin  # noqa: F401  (registers the denoisers; must precede basicsr imports)
     torch.manual_seed(args.seed)
 
     def log(message):

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 import yaml
+from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
 from basicsr.archs import build_network
 from tqdm import tqdm
 

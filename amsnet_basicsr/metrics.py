@@ -15,6 +15,7 @@ B > P > P-E). Pure torch; :func:`calculate_checkerboard` is the BasicSR-metric f
 """
 import numpy as np
 import torch
+from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
 from basicsr.utils.registry import METRIC_REGISTRY
 from torch.nn import functional as F
 

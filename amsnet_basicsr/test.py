@@ -1,7 +1,7 @@
 """Test AMSNet with BasicSR's pipeline, e.g. ``python amsnet_basicsr/test.py -opt options/test_SIDD.yml``."""
 import os
 
-import amsnet_basicsr  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr import)
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from basicsr.test import test_pipeline
 
 

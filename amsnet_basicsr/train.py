@@ -27,7 +27,7 @@ import contextlib
 import os
 import sys
 
-import amsnet_basicsr  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr import)
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 import basicsr.data.prefetch_dataloader as basicsr_prefetch
 import basicsr.train as basicsr_train
 from amsnet_basicsr import checkpoint, distributed

@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 import torch
 
-import amsnet_basicsr  # noqa: F401  (before basicsr: registers the archs, fixes the torchvision alias)
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import camera_noise, scheme
 from amsnet_basicsr.metrics import checkerboard_index
 from amsnet_basicsr.models.apbsn_model import apbsn_denoise, apbsn_loss

@@ -20,7 +20,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import amsnet_basicsr  # noqa: E402,F401  (before basicsr)
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.data.sidd_prepare import prepare_sidd  # noqa: E402
 from basicsr.data import build_dataset  # noqa: E402
 

@@ -32,7 +32,7 @@ import time
 
 import torch
 
-import amsnet_basicsr  # noqa: F401  (registers the denoisers; must precede basicsr imports)
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import scheme, tiling
 from basicsr.archs import build_network
 

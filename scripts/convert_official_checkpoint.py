@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import yaml
 
-import amsnet_basicsr  # noqa: F401  (registers the denoisers; must precede basicsr imports)
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.checkpoint import atomic_save
 from basicsr.archs import build_network
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-import amsnet_basicsr  # noqa: F401
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import camera_noise, scheme
 from amsnet_basicsr.archs.dbsn_arch import DBSNl
 from amsnet_basicsr.errors import OptionError

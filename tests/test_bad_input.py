@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import amsnet_basicsr  # noqa: F401
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import checkpoint, scheme
 from amsnet_basicsr.data.noisy_image_dataset import NoisyImageDataset
 from amsnet_basicsr.errors import ImageError, NonFiniteLossError, OptionError

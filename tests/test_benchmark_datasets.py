@@ -11,7 +11,7 @@ import scipy.io
 import torch
 import yaml
 
-import amsnet_basicsr  # noqa: F401  (before basicsr)
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.data.benchmark_datasets import read_dnd_boxes
 from basicsr.data import build_dataset
 from basicsr.metrics import calculate_psnr

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-import amsnet_basicsr  # noqa: F401  (registers the denoisers; before basicsr)
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.denoise import build_denoiser
 from basicsr.archs import build_network
 

@@ -5,7 +5,7 @@ Also: the DeamNet and D-BSN registrations build from option dicts, and the paper
 import pytest
 import torch
 
-import amsnet_basicsr  # noqa: F401
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.archs.dbsn_arch import DBSNl
 from amsnet_basicsr.archs.deamnet_arch import DeamNet
 from basicsr.archs import build_network

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-import amsnet_basicsr  # noqa: F401
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.models.amsnet_model import AMSNetModel, SchemeOptions
 
 

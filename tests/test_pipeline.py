@@ -5,7 +5,7 @@ import pytest
 import torch
 import yaml
 
-import amsnet_basicsr  # noqa: F401
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.models.amsnet_model import SchemeOptions
 from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml

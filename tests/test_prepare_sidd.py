@@ -9,7 +9,7 @@ import lmdb
 import numpy as np
 import pytest
 
-import amsnet_basicsr  # noqa: F401  (before basicsr)
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.data import sidd_prepare
 from amsnet_basicsr.data.sidd_prepare import LayoutError, crop_boxes, crop_grid, prepare_sidd
 from basicsr.data import build_dataset

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-import amsnet_basicsr  # noqa: F401
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import checkpoint
 from basicsr.archs import build_network
 

@@ -6,7 +6,7 @@ import scipy.io
 import torch
 from torch.utils.data import DataLoader
 
-import amsnet_basicsr  # noqa: F401  (before basicsr)
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.models.amsnet_model import AMSNetModel
 from amsnet_basicsr.submission import (DEFAULT_OPTIONAL_DATA, SubmissionCollector, SubmissionMixin,
                                        build_submission_collector, to_uint8_hwc, write_dnd_image,

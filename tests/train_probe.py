@@ -11,7 +11,7 @@ import hashlib
 import os
 import time
 
-import amsnet_basicsr  # noqa: F401
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import checkpoint, train
 from amsnet_basicsr.data.noisy_image_dataset import NoisyImageDataset
 from amsnet_basicsr.models.amsnet_model import AMSNetModel

@@ -1,4 +1,5 @@
 """Denoisers D_E registered into BasicSR's ARCH_REGISTRY (explicit imports, no folder scan)."""
+from .. import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
 from . import spandrel_arch, unet_arch  # noqa: F401
 from . import dbsn_arch, deamnet_arch  # noqa: F401
 from . import mask_aware_arch  # noqa: F401  (MaskAwareDnCNN, the CPU demo's denoiser)

@@ -1,0 +1,68 @@
+"""Every compatibility patch this plugin applies to BasicSR, each with its reason and the basicsr version it fixes.
+
+Importing this module applies the one patch that must precede any ``import basicsr`` (the torchvision alias).
+:func:`install` applies the pipeline patches; ``amsnet_basicsr/train.py`` and ``amsnet_basicsr/test.py`` call it.
+Nothing in basicsr's files is edited: each patch rebinds one name that basicsr looks up at call time. Each is
+gated on ``PATCHED_BASICSR`` (the versions whose behaviour was read and tested); with another basicsr version the
+patches are not applied and a warning says so.
+"""
+import importlib.metadata
+import sys
+import warnings
+
+PATCHED_BASICSR = ('1.4.2',)
+
+
+def basicsr_version():
+    try:
+        return importlib.metadata.version('basicsr')
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _alias_functional_tensor():
+    """basicsr 1.4.2 (data/degradations.py) imports ``torchvision.transforms.functional_tensor``, which torchvision
+    0.17 renamed to ``_functional_tensor``: without this alias ``import basicsr`` fails on current torchvision."""
+    try:
+        import torchvision.transforms.functional_tensor  # noqa: F401  (torchvision < 0.17 still ships it)
+    except ImportError:
+        import torchvision.transforms._functional_tensor as functional_tensor
+        sys.modules['torchvision.transforms.functional_tensor'] = functional_tensor
+
+
+_alias_functional_tensor()
+
+
+def install():
+    """Rebind the basicsr names that break outside a single CUDA process (idempotent). Reasons, per name:
+
+    * ``basicsr.utils.options.init_dist``: hard-codes NCCL and ``torch.cuda.set_device`` (ZeroDivisionError on
+      CPUs) and forces 'spawn' (every CPU DataLoader worker re-imports torch) -> CPU/GPU-aware, Gloo on CPUs.
+    * ``basicsr.train.parse_options`` / ``basicsr.test.parse_options``: options are checked late, after the
+      experiment folder is created or archived, and as tracebacks -> parse, then check every key at start-up.
+    * ``basicsr.train.load_resume_state``: needs CUDA and takes the newest state blindly (a file truncated by a
+      kill breaks resume) -> CPU-safe, newest complete state.
+    * ``basicsr.data.prefetch_dataloader.PrefetchGenerator``: with ``prefetch_mode: cpu`` a data error in the
+      prefetch thread hangs the main process forever -> the error is raised in the training loop.
+    * ``basicsr.train.EnlargedSampler`` / ``CPUPrefetcher`` / ``CUDAPrefetcher``: a resumed run replays its whole
+      epoch -> the sampler and prefetcher carry how far into the epoch the run is, and a resume continues there.
+    """
+    version = basicsr_version()
+    if version not in PATCHED_BASICSR:
+        warnings.warn(f'basicsr {version} is not one of the tested versions {", ".join(PATCHED_BASICSR)}: '
+                      'amsnet_basicsr leaves its pipeline unpatched (CPU DDP, resume and start-up checks may fail)')
+        return
+    import basicsr.data.prefetch_dataloader as basicsr_prefetch
+    import basicsr.test as basicsr_test
+    import basicsr.train as basicsr_train
+    import basicsr.utils.options as basicsr_options
+
+    from . import checkpoint, distributed, options_check, progress
+    basicsr_options.init_dist = distributed.init_dist
+    basicsr_train.parse_options = options_check.parse_and_check_options
+    basicsr_test.parse_options = options_check.parse_and_check_options
+    basicsr_train.load_resume_state = checkpoint.load_resume_state
+    basicsr_prefetch.PrefetchGenerator = progress.SafePrefetchGenerator
+    basicsr_train.EnlargedSampler = progress.ResumableEnlargedSampler
+    basicsr_train.CPUPrefetcher = progress.CountingCPUPrefetcher
+    basicsr_train.CUDAPrefetcher = progress.CountingCUDAPrefetcher

@@ -1,0 +1,8 @@
+"""``import amsnet_basicsr.plugin`` registers AMSNet into BasicSR: its denoisers (ARCH_REGISTRY), datasets
+(DATASET_REGISTRY), losses (LOSS_REGISTRY), metrics (METRIC_REGISTRY) and models (MODEL_REGISTRY).
+
+Import it before building anything from an options file, and before your own first ``import basicsr``: it applies
+:mod:`amsnet_basicsr.basicsr_compat` first, without which basicsr 1.4.2 does not import on current torchvision.
+"""
+from . import basicsr_compat  # noqa: F401  (the torchvision alias, before anything imports basicsr)
+from . import archs, data, losses, metrics, models  # noqa: F401,E402  (explicit registration, no folder scan)
