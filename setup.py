@@ -31,8 +31,8 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
-            'amsnet-train=amsnet_basicsr.train:main',
-            'amsnet-test=amsnet_basicsr.test:main',
+            'amsnet-train=amsnet_basicsr.pipelines:train_main',
+            'amsnet-test=amsnet_basicsr.pipelines:test_main',
             'amsnet-demo=amsnet_basicsr.demo:main',
             'amsnet-denoise=amsnet_basicsr.denoise:main',
         ],

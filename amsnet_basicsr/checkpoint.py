@@ -11,7 +11,6 @@
 """
 import contextlib
 import glob
-import math
 import os
 import random
 import re
@@ -23,27 +22,13 @@ from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basic
 from basicsr.utils import get_root_logger
 from basicsr.utils.misc import check_resume
 
-from .distributed import all_gather_objects, broadcast_object, is_distributed
+from .distributed import all_gather_objects, broadcast_object
 from .errors import CheckpointError, NonFiniteLossError
+from .progress import RESUME_KEY
 
 TEMP_MARK = '.tmp.'
 
 
-class EpochProgress:
-    """Where the training loop is inside its epoch, so a resumed run continues there instead of replaying it.
-
-    ``batches``: batches of the current epoch handed to the training loop (counted by the prefetchers that
-    ``amsnet_basicsr/train.py`` installs; stays 0 elsewhere, which means BasicSR's behaviour: replay the epoch).
-    ``skip``: ``(epoch, samples per rank)`` that the resumed run's sampler leaves out, set by
-    :func:`load_resume_state`.
-    """
-
-    def __init__(self):
-        self.batches = 0
-        self.skip = None
-
-
-PROGRESS = EpochProgress()
 STATE_KEYS = ('epoch', 'iter', 'optimizers', 'schedulers')
 
 
@@ -84,7 +69,7 @@ def atomic_save(obj, path, retries=3):
             _remove_quietly(temp_path)
             if attempt == retries:
                 raise CheckpointError(f'{path}: cannot be written ({error}); the previous checkpoints are '
-                                      'intact') from None
+                                      'intact') from error
             time.sleep(1)
         except BaseException:
             _remove_quietly(temp_path)
@@ -158,8 +143,9 @@ def save_network(model, net, net_label, current_iter, param_key='params'):
                     path)
 
 
-def save_training_state(model, epoch, current_iter, mask_generator=None):
-    """BaseModel.save_training_state plus every rank's RNG states; crash-safe (a collective on all ranks)."""
+def save_training_state(model, epoch, current_iter, mask_generator=None, batches_into_epoch=0):
+    """BaseModel.save_training_state plus every rank's RNG states and the position inside the epoch
+    (:mod:`amsnet_basicsr.progress`); crash-safe (a collective on all ranks)."""
     if current_iter == -1:
         return
     rng_states = all_gather_objects(capture_rng_state(mask_generator))
@@ -168,7 +154,7 @@ def save_training_state(model, epoch, current_iter, mask_generator=None):
     state = {'epoch': epoch, 'iter': current_iter,
              'optimizers': [optimizer.state_dict() for optimizer in model.optimizers],
              'schedulers': [scheduler.state_dict() for scheduler in model.schedulers],
-             'rng': rng_states, 'world_size': len(rng_states), 'batches_into_epoch': PROGRESS.batches}
+             'rng': rng_states, 'world_size': len(rng_states), 'batches_into_epoch': int(batches_into_epoch)}
     atomic_save(state, os.path.join(model.opt['path']['training_states'], f'{current_iter}.state'))
 
 
@@ -273,17 +259,20 @@ def load_resume_state(opt):
         raise
     except Exception as error:
         raise CheckpointError(f'path.resume_state: {path} does not load ({type(error).__name__}: {error}); '
-                              'use --auto_resume to take the newest complete state') from None
+                              'use --auto_resume to take the newest complete state') from error
     check_resume(opt, state['iter'])
     _plan_skip(opt, state)
     return state
 
 
 def _plan_skip(opt, state):
-    """Tell the resumed run's sampler how many samples of the saved epoch this rank already trained on."""
-    PROGRESS.skip = None
+    """Tell the resumed run's sampler (through ``datasets.train``, see :mod:`amsnet_basicsr.progress`) how many
+    samples of the saved epoch this rank already trained on."""
     batches = int(state.get('batches_into_epoch', 0))
-    train = (opt.get('datasets') or {}).get('train') or {}
+    train = (opt.get('datasets') or {}).get('train')
+    if not isinstance(train, dict):
+        return
+    train.pop(RESUME_KEY, None)
     if batches <= 0 or 'batch_size_per_gpu' not in train:
         return
     if state.get('world_size', 1) != opt.get('world_size', 1):
@@ -291,7 +280,7 @@ def _plan_skip(opt, state):
              f'{opt.get("world_size", 1)}: epoch {state["epoch"]} restarts from its first batch.')
         return
     per_rank = train['batch_size_per_gpu'] * (1 if opt.get('dist') else max(int(opt.get('num_gpu') or 0), 1))
-    PROGRESS.skip = (int(state['epoch']), batches * per_rank)
+    train[RESUME_KEY] = (int(state['epoch']), batches * per_rank)
     print(f'Resuming inside epoch {state["epoch"]}: its first {batches} batch(es) ({batches * per_rank} samples '
           'per process) were already trained on and are skipped.', flush=True)
 
@@ -309,27 +298,3 @@ def last_good_message(opt):
     return (f'The last complete checkpoint is iteration {iterations[0]} '
             f'({os.path.join(state_dir, f"{iterations[0]}.state")}); lower the learning rate and resume with '
             '--auto_resume.')
-
-
-def check_finite_log(log_dict, current_iter, opt):
-    """Stop on a NaN/Inf loss. ``log_dict`` holds Python floats (already synchronised), so this costs nothing."""
-    bad = {name: value for name, value in log_dict.items() if not math.isfinite(value)}
-    if bad:
-        values = ', '.join(f'{name} = {value}' for name, value in bad.items())
-        raise NonFiniteLossError(f'iteration {current_iter}: non-finite loss ({values}); training stopped, no '
-                                 f'checkpoint of this iteration was written. {last_good_message(opt)}')
-
-
-def reduce_loss_dict(loss_dict, opt):
-    """Loss values averaged over ranks as floats on EVERY rank (BasicSR reduces to rank 0 only).
-
-    One all-reduce and one ``.item()`` per step, as BasicSR's own ``reduce_loss_dict``: every rank then takes
-    the same stop decision from :func:`check_finite_log`.
-    """
-    with torch.no_grad():
-        names = list(loss_dict)
-        values = torch.stack([loss_dict[name].detach().mean() for name in names])
-        if is_distributed():
-            torch.distributed.all_reduce(values)
-            values = values / torch.distributed.get_world_size()
-        return dict(zip(names, values.tolist()))

@@ -5,10 +5,11 @@
 INPUT is an image file or a folder (searched recursively for .png/.tif/.tiff/.jpg/.jpeg, any case); results
 keep the folder structure, file name and bit depth. The denoiser is ``network_g`` of the options file, built
 with BasicSR's ``build_network`` and loaded from a BasicSR checkpoint (``params`` / ``params_ema``); the
-``amsnet:`` section supplies the defaults of the scheme (stride, k, m, size multiple, chunk size, seed, R^3),
-which the flags override. Inference is MMDB (Eq. 6-8) then R^3 when enabled, run by
-:func:`amsnet_basicsr.tiling.tiled_denoise` on overlapped tiles with position-seeded masks, so memory is set
-by ``--tile`` and the same seed gives the same output.
+``amsnet:`` section (:class:`amsnet_basicsr.config.SchemeConfig`) supplies every setting of the scheme and of
+the tiling, which the flags override. Inference is MMDB (Eq. 6-8) then R^3 when enabled, run by
+:func:`amsnet_basicsr.tiling.denoise_image` -- the function ``test.py`` runs -- on overlapped tiles with
+position-seeded masks: memory is set by the tile size, and the same weights, image and settings give the same
+output as ``test.py``.
 
 Images: 8/16-bit PNG/TIFF, 8-bit JPEG and float32 TIFF; grayscale is replicated to the model's 3 channels
 (the output is their mean) or fed to a 1-channel model as is (colour images go through a 1-channel model one
@@ -27,20 +28,19 @@ import cv2
 import numpy as np
 import torch
 import yaml
-from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
+from . import plugin  # noqa: F401  (registers the denoisers; applies the torchvision alias before basicsr)
 from basicsr.archs import build_network
 from tqdm import tqdm
 
 from . import tiling
-from .errors import AMSNetError, ImageError
+from .config import SchemeConfig
+from .errors import EXIT_BAD_INPUT, EXIT_PARTIAL_FAILURE, AMSNetError, ImageError, SetupError
+from .masks import PositionalMasks
+from .options_check import check_network_options
 
 IMAGE_EXTENSIONS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
-
-
-class SetupError(AMSNetError):
-    """A problem with the options, checkpoint or flags: nothing can run."""
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -49,7 +49,7 @@ def load_options(path):
         with open(path, encoding='utf-8') as handle:
             options = yaml.safe_load(handle)
     except (OSError, yaml.YAMLError) as error:
-        raise SetupError(f'cannot read options file {path}: {error}') from None
+        raise SetupError(f'cannot read options file {path}: {error}') from error
     if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
         raise SetupError(f'options file {path} has no network_g section')
     return options
@@ -75,14 +75,12 @@ def select_state_dict(checkpoint, param_key, source):
 
 def build_denoiser(options, checkpoint_path, param_key='auto', device='cpu'):
     """``network_g`` from the options with the checkpoint's weights, in eval mode on ``device``."""
-    try:
-        net = build_network(dict(options['network_g']))
-    except Exception as error:  # unknown type / bad kwargs: name the section
-        raise SetupError(f'cannot build network_g {options["network_g"]}: {error}') from None
+    check_network_options(options)  # unknown type / arguments: one line naming the key; a constructor bug: traceback
+    net = build_network(dict(options['network_g']))
     try:
         checkpoint = torch.load(checkpoint_path, map_location='cpu', weights_only=True)
     except Exception as error:
-        raise SetupError(f'cannot load checkpoint {checkpoint_path}: {error}') from None
+        raise SetupError(f'cannot load checkpoint {checkpoint_path}: {error}') from error
     if param_key == 'auto':
         param_key = (options.get('path') or {}).get('param_key_g') or 'auto'
         if param_key != 'auto' and param_key not in checkpoint:
@@ -92,7 +90,7 @@ def build_denoiser(options, checkpoint_path, param_key='auto', device='cpu'):
         net.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise SetupError(f'checkpoint {checkpoint_path} does not match network_g '
-                         f'{options["network_g"].get("type")}: {error}') from None
+                         f'{options["network_g"].get("type")}: {error}') from error
     return net.to(device).eval()
 
 
@@ -162,7 +160,7 @@ def write_image(path, image, force):
         encoded.tofile(str(temporary))
         os.replace(temporary, path)
     except cv2.error as error:
-        raise ImageError(f'{path}: cannot encode a {image.dtype} image as {path.suffix}: {error}') from None
+        raise ImageError(f'{path}: cannot encode a {image.dtype} image as {path.suffix}: {error}') from error
     finally:
         if temporary.exists():
             temporary.unlink()
@@ -200,14 +198,10 @@ def denoise_array(net, colour, settings, progress=None):
     dtype = settings['precision']
     autocast = (torch.autocast(device_type=settings['device'].type, dtype=dtype) if dtype is not None
                 else contextlib.nullcontext())
+    config = settings['config']
     with autocast:
-        output = tiling.tiled_denoise(net, tensor.contiguous(), seed=settings['seed'], stride=settings['stride'],
-                                      num_branches=settings['num_branches'],
-                                      masks_per_pixel=settings['masks_per_pixel'], multiple=settings['multiple'],
-                                      chunk_size=settings['chunk_size'], refine_times=settings['refine_times'],
-                                      refine_prob=settings['refine_prob'], tile_size=settings['tile'],
-                                      overlap=settings['overlap'], tile_batch=settings['tile_batch'],
-                                      device=settings['device'], progress=progress)
+        output = tiling.denoise_image(net, tensor.contiguous(), masks=PositionalMasks(config.seed),
+                                      **config.inference_kwargs(), device=settings['device'], progress=progress)
     if channels == 1 and in_channels == 3:
         output = output.mean(1, keepdim=True)
     elif channels == 3 and in_channels == 1:
@@ -218,14 +212,15 @@ def denoise_array(net, colour, settings, progress=None):
 def process(net, source, targets, settings, force, show_tiles):
     image = read_image(source)
     colour, alpha = split_image(image)
-    plan = tiling.plan_tiles(image.shape[0], image.shape[1], settings['tile'], settings['overlap'],
-                             settings['stride'], settings['multiple'])
+    config = settings['config']
+    plan = tiling.plan_tiles(image.shape[0], image.shape[1], config.tile.size, config.tile.overlap,
+                             config.test_stride, config.size_multiple)
     with tqdm(total=tiling.num_tiles(plan), desc=f'  tiles of {source.name}', unit='tile', leave=False,
               disable=not show_tiles or tiling.num_tiles(plan) == 1, file=sys.stderr) as bar:
         try:
             denoised = denoise_array(net, colour, settings, bar.update)
         except ImageError as error:
-            raise ImageError(f'{source}: {error}') from None
+            raise ImageError(f'{source}: {error}') from error
     result = join_image(denoised, alpha, image.dtype)
     write_image(targets[0], result, force)
     if len(targets) > 1:
@@ -243,23 +238,23 @@ def parse_args(argv=None):
     parser.add_argument('--param-key', default='auto',
                         help='params, params_ema or auto = path.param_key_g, else params (default: %(default)s)')
     parser.add_argument('--r3', action=argparse.BooleanOptionalAction, default=None,
-                        help='R^3 refinement (variant -E); default: amsnet.r3.enabled of the options')
-    parser.add_argument('--r3-times', type=int, help='R^3 copies T (default: amsnet.r3.times or 8)')
-    parser.add_argument('--r3-prob', type=float, help='R^3 replacement probability p (default: amsnet.r3.prob or 0.16)')
-    parser.add_argument('--num-branches', type=int, help='k (default: amsnet.num_branches or 2)')
-    parser.add_argument('--masks-per-pixel', type=int, help='m (default: amsnet.masks_per_pixel or 1)')
-    parser.add_argument('--stride', type=int, help='inference PD stride (default: amsnet.test_stride or 2)')
-    parser.add_argument('--seed', type=int, help='mask seed (default: amsnet.seed or 0)')
+                        help='R^3 refinement (variant -E); default: amsnet.r3.enabled')
+    parser.add_argument('--r3-times', type=int, help='R^3 copies T (default: amsnet.r3.times)')
+    parser.add_argument('--r3-prob', type=float, help='R^3 replacement probability p (default: amsnet.r3.prob)')
+    parser.add_argument('--num-branches', type=int, help='k (default: amsnet.num_branches)')
+    parser.add_argument('--masks-per-pixel', type=int, help='m (default: amsnet.masks_per_pixel)')
+    parser.add_argument('--stride', type=int, help='inference PD stride (default: amsnet.test_stride)')
+    parser.add_argument('--seed', type=int, help='mask seed (default: amsnet.seed)')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'], help='(default: %(default)s)')
     parser.add_argument('--precision', default='fp32', choices=list(PRECISIONS),
                         help='autocast dtype around the denoiser (default: %(default)s)')
-    parser.add_argument('--tile', type=int, default=512,
-                        help='tile size in pixels; 0 = whole image at once (default: %(default)s)')
-    parser.add_argument('--tile-overlap', type=int, default=32,
-                        help='overlap of neighbouring tiles in pixels (default: %(default)s)')
-    parser.add_argument('--tile-batch', type=int, default=1, help='tiles per denoiser batch (default: %(default)s)')
-    parser.add_argument('--chunk-size', type=int, help='max sub-images per denoiser call (default: amsnet.'
-                        'chunk_size or 8)')
+    parser.add_argument('--tile', type=int, help='tile size in pixels; 0 = whole image at once (default: '
+                        'amsnet.tile.size)')
+    parser.add_argument('--tile-overlap', type=int, help='overlap of neighbouring tiles in pixels (default: '
+                        'amsnet.tile.overlap)')
+    parser.add_argument('--tile-batch', type=int, help='tiles per denoiser batch (default: amsnet.tile.batch)')
+    parser.add_argument('--chunk-size', type=int, help='max sub-images per denoiser call (default: '
+                        'amsnet.chunk_size; null = all at once)')
     parser.add_argument('--side-by-side', action='store_true', help='also write <name>_side_by_side: noisy|denoised')
     parser.add_argument('--ext', help='output extension (e.g. png); default: the input\'s')
     parser.add_argument('--force', action='store_true', help='overwrite existing outputs')
@@ -267,33 +262,31 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+FLAG_KEYS = {'seed': ('seed',), 'stride': ('test_stride',), 'num_branches': ('num_branches',),
+             'masks_per_pixel': ('masks_per_pixel',), 'chunk_size': ('chunk_size',), 'r3': ('r3', 'enabled'),
+             'r3_times': ('r3', 'times'), 'r3_prob': ('r3', 'prob'), 'tile': ('tile', 'size'),
+             'tile_overlap': ('tile', 'overlap'), 'tile_batch': ('tile', 'batch')}
+
+
+def scheme_config(args, options):
+    """The options' ``amsnet:`` section with the flags that were given written over it, validated once."""
+    section = {key: dict(value) if isinstance(value, dict) else value
+               for key, value in (options.get('amsnet') or {}).items()}
+    for flag, path in FLAG_KEYS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if len(path) == 1:
+            section[path[0]] = value
+        else:
+            nested = section.get(path[0])
+            section[path[0]] = {**(nested if isinstance(nested, dict) else {}), path[1]: value}
+    return SchemeConfig.from_section(section)
+
+
 def make_settings(args, options, net):
-    section = options.get('amsnet') or {}
-    r3 = section.get('r3') or {}
-
-    def pick(flag, key, default, source=section):
-        return flag if flag is not None else (source.get(key) if source.get(key) is not None else default)
-
-    r3_enabled = pick(args.r3, 'enabled', False, r3)
-    settings = dict(
-        seed=pick(args.seed, 'seed', 0), stride=pick(args.stride, 'test_stride', 2),
-        num_branches=pick(args.num_branches, 'num_branches', 2),
-        masks_per_pixel=pick(args.masks_per_pixel, 'masks_per_pixel', 1),
-        multiple=section.get('size_multiple') or 1, chunk_size=pick(args.chunk_size, 'chunk_size', 8),
-        refine_times=pick(args.r3_times, 'times', 8, r3) if r3_enabled else 0,
-        refine_prob=pick(args.r3_prob, 'prob', 0.16, r3), tile=args.tile or None, overlap=args.tile_overlap,
-        tile_batch=args.tile_batch, device=torch.device(args.device), precision=PRECISIONS[args.precision],
-        model_channels=model_channels(net, options.get('network_g')))
-    try:
-        from . import scheme
-        scheme.check_mask_config(settings['num_branches'], settings['masks_per_pixel'])
-        if not 0 <= settings['refine_prob'] <= 1:
-            raise ValueError(f'--r3-prob must be in [0, 1], got {settings["refine_prob"]}')
-        if settings['tile']:
-            tiling.plan_tiles(1, 1, settings['tile'], settings['overlap'], settings['stride'], settings['multiple'])
-    except ValueError as error:
-        raise SetupError(str(error)) from None
-    return settings
+    return dict(config=scheme_config(args, options), device=torch.device(args.device),
+                precision=PRECISIONS[args.precision], model_channels=model_channels(net, options.get('network_g')))
 
 
 def main(argv=None):
@@ -311,9 +304,9 @@ def main(argv=None):
         net = build_denoiser(options, checkpoint, args.param_key, args.device)
         settings = make_settings(args, options, net)
         files = find_images(args.input, args.output)
-    except SetupError as error:
+    except AMSNetError as error:
         print(f'amsnet-denoise: error: {error}', file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     if not files:
         print(f'amsnet-denoise: no images ({", ".join(IMAGE_EXTENSIONS)}) under {args.input}', file=sys.stderr)
         return 1
@@ -345,7 +338,7 @@ def main(argv=None):
           f'in {time.perf_counter() - start:.1f} s -> {output_dir}', file=sys.stderr)
     for source in failed:
         print(f'  failed: {source}', file=sys.stderr)
-    return 1 if failed else 0
+    return EXIT_PARTIAL_FAILURE if failed else 0
 
 
 if __name__ == '__main__':

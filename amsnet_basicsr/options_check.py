@@ -11,24 +11,14 @@ import os
 
 import torch
 
+from .config import SchemeConfig, is_integer, require_integer
 from .errors import OptionError
 
 STAGE_LOSSES = {'mask': 'MaskedL1Loss', 'finetune': 'FinetuneLoss'}
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 PREFETCH_MODES = (None, 'cpu', 'cuda')
 IO_BACKENDS = ('disk', 'lmdb')
-
-
-def _is_int(value, minimum):
-    """An integer (or an integral float such as YAML's ``!!float 5e3``) >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return math.isfinite(value) and float(value).is_integer() and value >= minimum
-
-
-def _require_int(value, key, minimum):
-    if not _is_int(value, minimum):
-        raise OptionError(f'{key} must be an integer >= {minimum}, got {value!r}')
+DIRECT_READERS = ('SIDDValidationDataset', 'SIDDBenchmarkDataset', 'DNDDataset', 'PolyUDataset', 'PairedFolderDataset')
 
 
 def check_network_options(opt, key='network_g'):
@@ -85,18 +75,17 @@ def check_train_options(opt, stage_losses=STAGE_LOSSES):
     scheduler_type = (train.get('scheduler') or {}).get('type')
     if scheduler_type not in SCHEDULERS:
         raise OptionError(f'train.scheduler.type: {scheduler_type!r} is not one of {", ".join(SCHEDULERS)}')
-    _require_int(train.get('total_iter'), 'train.total_iter', 1)
+    require_integer(train.get('total_iter'), 'train.total_iter', 1)
 
 
 def check_model_options(opt, stage_losses=STAGE_LOSSES):
     """What AMSNetModel needs (train and test): the ``amsnet:`` section, ``network_g``, ``num_gpu``, ``train:``."""
-    from .models.amsnet_model import SchemeOptions
-    SchemeOptions.from_opt(opt.get('amsnet'))
+    SchemeConfig.from_options(opt)
     check_network_options(opt)
     num_gpu = opt.get('num_gpu', 'auto')
-    if num_gpu != 'auto' and not _is_int(num_gpu, 0):
+    if num_gpu != 'auto' and not is_integer(num_gpu, 0):
         raise OptionError(f'num_gpu must be auto or an integer >= 0, got {num_gpu!r}')
-    if _is_int(num_gpu, 1) and torch.cuda.device_count() < num_gpu:
+    if is_integer(num_gpu, 1) and torch.cuda.device_count() < num_gpu:
         raise OptionError(f'num_gpu: {num_gpu}, but {torch.cuda.device_count()} CUDA device(s) are visible; '
                           'use num_gpu: auto (0 without CUDA)')
     if opt.get('is_train'):
@@ -128,6 +117,9 @@ def check_dataset_options(opt):
             if path is not None and not os.path.exists(os.path.expanduser(str(path))):
                 raise OptionError(f'{prefix}.{key}: {path} does not exist (relative paths are resolved against the '
                                   f'current directory {os.getcwd()})')
+        if dataset.get('type') in DIRECT_READERS and 'io_backend' in dataset:
+            raise OptionError(f'{prefix}.io_backend: {dataset["type"]} reads its files itself and never uses '
+                              'io_backend; remove the key')
         backend = (dataset.get('io_backend') or {}).get('type')
         if dataset.get('type') == 'NoisyImageDataset' and backend not in IO_BACKENDS:
             raise OptionError(f'{prefix}.io_backend.type: {backend!r} is not one of {", ".join(IO_BACKENDS)}')
@@ -135,10 +127,10 @@ def check_dataset_options(opt):
             if dataset.get('type') == 'NoisyImageDataset':
                 if dataset.get('dataroot_lq') is None:
                     raise OptionError(f'{prefix}.dataroot_lq is required (a folder or a *.lmdb of noisy images)')
-                _require_int(dataset.get('crop_size'), f'{prefix}.crop_size', 1)
-            _require_int(dataset.get('batch_size_per_gpu'), f'{prefix}.batch_size_per_gpu', 1)
-            _require_int(dataset.get('num_worker_per_gpu', 0), f'{prefix}.num_worker_per_gpu', 0)
-            _require_int(dataset.get('dataset_enlarge_ratio', 1), f'{prefix}.dataset_enlarge_ratio', 1)
+                require_integer(dataset.get('crop_size'), f'{prefix}.crop_size', 1)
+            require_integer(dataset.get('batch_size_per_gpu'), f'{prefix}.batch_size_per_gpu', 1)
+            require_integer(dataset.get('num_worker_per_gpu', 0), f'{prefix}.num_worker_per_gpu', 0)
+            require_integer(dataset.get('dataset_enlarge_ratio', 1), f'{prefix}.dataset_enlarge_ratio', 1)
             mode = dataset.get('prefetch_mode')
             if mode not in PREFETCH_MODES:
                 raise OptionError(f'{prefix}.prefetch_mode: {mode!r} is not one of ~ (none), cpu, cuda')
@@ -162,11 +154,21 @@ def check_options(opt):
     if opt.get('is_train'):
         logger = opt.get('logger') or {}
         for key in ('print_freq', 'save_checkpoint_freq'):
-            _require_int(logger.get(key), f'logger.{key}', 1)
+            require_integer(logger.get(key), f'logger.{key}', 1)
         if opt.get('val') is not None:
-            _require_int(opt['val'].get('val_freq'), 'val.val_freq', 1)
+            require_integer(opt['val'].get('val_freq'), 'val.val_freq', 1)
     path = opt.get('path') or {}
     resuming = opt.get('auto_resume') or path.get('resume_state')
     for key, value in path.items():
         if key.startswith('pretrain_network') and value is not None and not resuming and not os.path.isfile(value):
             raise OptionError(f'path.{key}: {value} does not exist')
+
+
+def parse_and_check_options(root_path, is_train=True):
+    """BasicSR's ``parse_options``, then :func:`check_options` before ``experiments/<name>`` or ``results/<name>``
+    is created or archived (installed into ``basicsr.train`` and ``basicsr.test`` by
+    :func:`amsnet_basicsr.basicsr_compat.install`)."""
+    from basicsr.utils.options import parse_options
+    opt, args = parse_options(root_path, is_train=is_train)
+    check_options(opt)
+    return opt, args

@@ -2,20 +2,21 @@
 
 Nothing here knows about BasicSR: every function takes tensors, a denoiser (any image-to-image
 ``nn.Module`` with the same channels in and out) and, where randomness is involved, an explicit
-``torch.Generator`` on the device of the images. Equation numbers are those of the paper
+``torch.Generator`` on the device of the images or a mask source of :mod:`amsnet_basicsr.masks`. Equation numbers are those of the paper
 ("Eq.") and of its supplement ("Supp. Eq."). Images are (B, C, H, W) tensors in [0, 1].
 """
 import torch
 
+from .masks import PixelCoords, sample_mask_groups, sample_replacement  # noqa: F401  (re-exported)
 
-def _reflect_index(size, padded_size, device):
-    """Indices 0..padded_size-1 folded into 0..size-1 by mirror reflection (any pad length)."""
-    index = torch.arange(padded_size, device=device)
+
+def reflect(positions, size):
+    """Integer positions (any, also beyond the edges) folded into 0..size-1 by mirror reflection (edge not repeated)."""
     if size == 1:
-        return torch.zeros_like(index)
+        return torch.zeros_like(positions)
     period = 2 * (size - 1)
-    index = index % period
-    return torch.where(index < size, index, period - index)
+    positions = positions % period
+    return torch.where(positions < size, positions, period - positions)
 
 
 def pad_to_multiple(x, unit):
@@ -24,8 +25,8 @@ def pad_to_multiple(x, unit):
     padded_height, padded_width = -(-height // unit) * unit, -(-width // unit) * unit
     if (padded_height, padded_width) == (height, width):
         return x
-    rows = _reflect_index(height, padded_height, x.device)
-    cols = _reflect_index(width, padded_width, x.device)
+    rows = reflect(torch.arange(padded_height, device=x.device), height)
+    cols = reflect(torch.arange(padded_width, device=x.device), width)
     return x[..., rows[:, None], cols]
 
 
@@ -59,23 +60,6 @@ def check_mask_config(num_branches, masks_per_pixel=1):
         raise ValueError(f'masks_per_pixel (m) must be in [1, k-1] = [1, {num_branches - 1}], got {masks_per_pixel}')
 
 
-def sample_mask_groups(batch, height, width, num_branches, generator):
-    """One group id g in {0..k-1} per pixel, uniform and independent, shared by the channels (Eq. 5).
-
-    Returns a (batch, 1, height, width) int64 tensor drawn from ``generator``, on the generator's device. Groups
-    are drawn in image space and carried through :func:`pd_down` with the image, so every PD sub-image gets its
-    own independent draw and a reflect-padded copy of a pixel always shares its mask.
-    """
-    return torch.randint(num_branches, (batch, 1, height, width), generator=generator, device=generator.device)
-
-
-def sample_replacement(times, batch, height, width, prob, generator):
-    """R^3's replacement draw: (T, B, 1, H, W) bool, True with probability p per pixel (all channels together)."""
-    if not 0.0 <= prob <= 1.0:
-        raise ValueError(f'R3 replacement probability must be in [0, 1], got {prob}')
-    return torch.rand((times, batch, 1, height, width), generator=generator, device=generator.device) < prob
-
-
 def masked_in_branch(groups, branch, num_branches, masks_per_pixel=1):
     """The complementary mask M~^i of branch i (Eq. 5): True where the pixel is zeroed in branch i.
 
@@ -87,7 +71,7 @@ def masked_in_branch(groups, branch, num_branches, masks_per_pixel=1):
     return torch.remainder(branch - groups, num_branches) < masks_per_pixel
 
 
-def masked_training_forward(denoiser, noisy, stride, generator, num_branches=2, masks_per_pixel=1, multiple=1):
+def masked_training_forward(denoiser, noisy, stride, generator, *, num_branches=2, masks_per_pixel=1, multiple=1):
     """Single-mask training forward of variant B (Eq. 2-4).
 
     x_s = P_s(I_N); one fresh mask (branch 0 of a k-partition, ratio m/k); y = D_E(M ⊙ x_s).
@@ -108,7 +92,7 @@ def mask_loss(prediction, target, masked):
     return ((prediction - target).abs() * weight).sum() / total.clamp_min(1)
 
 
-def mmdb(denoiser, noisy, stride, groups, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None):
+def mmdb(denoiser, noisy, stride, groups, *, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None):
     """Multi-branch mask complementary denoising block (Eq. 6-8; Supp. Eq. 2 for m > 1).
 
     I_DN = P_s^-1( sum_i M~^i ⊙ D_E(M^i ⊙ P_s(I_N)) / m ), with the masks of branch i given by the per-pixel
@@ -146,23 +130,30 @@ def random_replacement_refinement(restore, noisy, denoised, replace):
     return restore(copies).reshape(times, batch, channels, height, width).mean(0)
 
 
-def denoise(denoiser, noisy, generator, stride=2, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None,
-            refine_times=0, refine_prob=0.16):
+def denoise(denoiser, noisy, masks, *, coords=None, stride=2, num_branches=2, masks_per_pixel=1, multiple=1,
+            chunk_size=None, refine_times=0, refine_prob=0.16):
     """Full inference: MMDB at the inference stride (variant B/P), then R^3 when ``refine_times`` > 0 (-E).
 
-    Masks and replacements are drawn from ``generator`` in this order: the MMDB groups, the R^3 replacements,
-    the groups of the R^3 copies.
+    ``masks`` is a mask source (:mod:`amsnet_basicsr.masks`: ``GeneratorMasks`` or ``PositionalMasks``) asked for
+    the MMDB groups of Eq. 5 and for R^3's draws; ``coords`` (:class:`~amsnet_basicsr.masks.PixelCoords`) are the
+    source coordinates of the pixels of ``noisy`` (default: ``noisy`` is a batch of whole images). R^3 (AP-BSN,
+    Sec. 3.5): T copies of I_DN, each pixel (all channels) replaced by its noisy value with probability p, MMDB at
+    s = 1 on every copy, the mean of the T results; the T*k passes go through the denoiser as one batch,
+    ``chunk_size`` at a time.
     """
+    if not 0.0 <= refine_prob <= 1.0:
+        raise ValueError(f'R3 replacement probability must be in [0, 1], got {refine_prob}')
     batch, _, height, width = noisy.shape
-    groups = sample_mask_groups(batch, height, width, num_branches, generator)
-    denoised = mmdb(denoiser, noisy, stride, groups, num_branches, masks_per_pixel, multiple, chunk_size)
-    if refine_times > 0:
-        replace = sample_replacement(refine_times, batch, height, width, refine_prob, generator)
-        copy_groups = sample_mask_groups(refine_times * batch, height, width, num_branches, generator)
-        denoised = random_replacement_refinement(
-            lambda copies: mmdb(denoiser, copies, 1, copy_groups, num_branches, masks_per_pixel, multiple, chunk_size),
-            noisy, denoised, replace)
-    return denoised
+    coords = coords if coords is not None else PixelCoords.whole(batch, height, width, noisy.device)
+    groups = masks.mmdb_groups(coords, num_branches=num_branches)
+    settings = dict(num_branches=num_branches, masks_per_pixel=masks_per_pixel, multiple=multiple, chunk_size=chunk_size)
+    denoised = mmdb(denoiser, noisy, stride, groups, **settings)
+    if refine_times <= 0:
+        return denoised
+    replace, copy_groups = masks.r3_draws(coords, times=refine_times, num_branches=num_branches, prob=refine_prob)
+    return random_replacement_refinement(
+        lambda copies: mmdb(denoiser, copies, 1, copy_groups, **settings),
+        noisy, denoised, replace)
 
 
 def smoothness_prior(image, eps=1e-6):

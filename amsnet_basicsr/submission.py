@@ -26,6 +26,8 @@ import numpy as np
 import scipy.io
 import torch
 
+from .errors import DataError, OptionError
+
 DEFAULT_OPTIONAL_DATA = {
     'MethodName': 'AMSNet',
     'Authors': '',
@@ -63,7 +65,7 @@ def write_sidd_submission(path, blocks, time_mp, optional_data=None):
     """
     blocks = np.asarray(blocks)
     if blocks.dtype != np.uint8 or blocks.ndim != 5 or blocks.shape[-1] != 3:
-        raise ValueError(f'blocks must be uint8 (images, blocks, H, W, 3), got {blocks.dtype} {blocks.shape}')
+        raise DataError(f'blocks must be uint8 (images, blocks, H, W, 3), got {blocks.dtype} {blocks.shape}')
     data = dict(DEFAULT_OPTIONAL_DATA)
     data.update(optional_data or {})
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
@@ -104,7 +106,7 @@ class SubmissionCollector:
 
     def __init__(self, kind, out_dir, num_images, blocks_per_image, block_shape=None, optional_data=None):
         if kind not in ('sidd', 'dnd'):
-            raise ValueError(f"submission must be 'sidd' or 'dnd', got {kind!r}")
+            raise OptionError(f"submission must be 'sidd' or 'dnd', got {kind!r}")
         self.kind = kind
         self.out_dir = out_dir
         self.num_images = num_images
@@ -155,7 +157,7 @@ class SubmissionCollector:
                 self.filled[image, block] = True
             else:
                 if image in self.written:
-                    raise ValueError(f'DND image {image + 1} was already written; crops must arrive in order')
+                    raise DataError(f'DND image {image + 1} was already written; crops must arrive in order')
                 self.pending.setdefault(image, {})[block] = to_float32_hwc(output[sample])
                 if len(self.pending[image]) == self.blocks_per_image:
                     crops = self.pending.pop(image)
@@ -171,13 +173,13 @@ class SubmissionCollector:
         """Write what remains and return the list of files; raises ValueError if blocks are missing."""
         if self.kind == 'sidd':
             if not self.filled.all():
-                raise ValueError(f'SIDD submission: {int((~self.filled).sum())} of {self.filled.size} blocks missing')
+                raise DataError(f'SIDD submission: {int((~self.filled).sum())} of {self.filled.size} blocks missing')
             self.paths.append(write_sidd_submission(osp.join(self.out_dir, 'SubmitSrgb.mat'), self.blocks,
                                                     self.time_mp, self.optional_data))
         else:
             missing = sorted(set(range(self.num_images)) - self.written)
             if missing:
-                raise ValueError(f'DND submission: {len(missing)} of {self.num_images} images incomplete, '
+                raise DataError(f'DND submission: {len(missing)} of {self.num_images} images incomplete, '
                                  f'e.g. image {missing[0] + 1}')
         return list(self.paths)
 
@@ -194,11 +196,11 @@ def build_submission_collector(dataset, opt):
         return None
     kind = str(kind).lower()
     if kind == 'sidd' and not hasattr(dataset, 'shape'):
-        raise ValueError(f"submission: sidd needs a SIDD blocks dataset, {dataset.opt['name']} is "
+        raise DataError(f"submission: sidd needs a SIDD blocks dataset, {dataset.opt['name']} is "
                          f'{type(dataset).__name__}')
     total = dataset.num_images * dataset.blocks_per_image
     if len(dataset) != total:
-        raise ValueError(f"submission: {dataset.opt['name']} has {len(dataset)} of {total} blocks; "
+        raise DataError(f"submission: {dataset.opt['name']} has {len(dataset)} of {total} blocks; "
                          'remove num_blocks / block_indices')
     paths = opt.get('path', {})
     root = paths.get('results_root') or paths.get('experiments_root') or '.'

@@ -1,4 +1,4 @@
-"""PD-aware overlapped tiling for AMSNet inference on images of any size.
+"""PD-aware overlapped tiling: :func:`denoise_image`, the one inference function of AMSNet.
 
 Pure torch, no BasicSR. The image is cut into equal tiles on a grid that respects the PD stride and the
 denoiser's size multiple, every tile (reflect-padded where it crosses the image border) runs through the full
@@ -6,14 +6,11 @@ pipeline of :func:`amsnet_basicsr.scheme.denoise` (MMDB at the inference stride,
 tile outputs are blended with a smooth window over the overlaps, so no seam appears and peak memory is set by
 the tile size, not by the image size.
 
-Masks are *positional*. Instead of a ``torch.Generator`` stream (whose draws depend on the order and shape of
-the calls), each random decision is a counter-based hash of (seed, stream, image index, source row, source
-column): the MMDB group id of Eq. 5 (stream 0) and, for R^3 copy t, the replacement draw and the s = 1 group
-id (stream 1 + t). A pixel therefore gets the same masks whichever tile, batch or order it is processed in,
-a reflect-padded copy of a pixel shares the masks of its source (as in :func:`scheme.sample_mask_groups`), and
-tiled and untiled outputs differ only where a tile's border falls inside the denoiser's receptive field --
-which the blending window suppresses. The masks have the distribution of Eq. 5 (uniform, independent per
-pixel, shared by channels); they are a different draw from ``scheme.denoise``'s generator-based ones.
+Masks come from a position-invariant mask source (:class:`amsnet_basicsr.masks.PositionalMasks`): every random
+decision is a function of the pixel's source coordinates, so a pixel gets the same masks whichever tile, batch or
+order it is processed in, a reflect-padded copy of a pixel shares the masks of its source, and tiled and untiled
+outputs differ only where a tile's border falls inside the denoiser's receptive field -- which the blending window
+suppresses. An image no larger than one tile is the untiled computation, bit for bit.
 
 Geometry. ``unit = stride * multiple``: tile sides are multiples of ``unit`` (so PD sub-images and the s = 1
 R^3 input are multiples of the denoiser's ``multiple`` without further padding), tile origins are multiples of
@@ -35,82 +32,12 @@ from collections import namedtuple
 import torch
 
 from . import scheme
-from .errors import OptionError
-
-_MASK32 = 0xFFFFFFFF
+from .masks import PixelCoords
 
 TilePlan = namedtuple('TilePlan', ['height', 'width', 'padded_height', 'padded_width', 'tile_height', 'tile_width',
                                    'row_origins', 'col_origins', 'overlap', 'stride', 'unit'])
 TilePlan.__doc__ = """Tiling of a (height, width) image: tiles of (tile_height, tile_width) at every pair of
 row_origins x col_origins on a canvas of (padded_height, padded_width) (reflect padding beyond the image)."""
-
-
-def _fmix32(h):
-    """MurmurHash3's 32-bit finaliser on int64 tensors holding values in [0, 2^32) (wrap-around is intended)."""
-    h = h ^ (h >> 16)
-    h = (h * 0x85EBCA6B) & _MASK32
-    h = h ^ (h >> 13)
-    h = (h * 0xC2B2AE35) & _MASK32
-    return h ^ (h >> 16)
-
-
-def _fmix32_int(h):
-    h &= _MASK32
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & _MASK32
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & _MASK32
-    return h ^ (h >> 16)
-
-
-def positional_bits(seed, stream, images, rows, cols):
-    """32 random bits per pixel, a pure function of (seed, stream, image index, row, column).
-
-    ``images`` is (N,), ``rows`` (N, H) and ``cols`` (N, W) int64 source coordinates (after reflection).
-    Returns (N, 1, H, W) int64 in [0, 2^32). Independent of tiling, batching and processing order.
-    """
-    seed = int(seed) & 0xFFFFFFFFFFFFFFFF
-    key = _fmix32_int(_fmix32_int(seed) ^ _fmix32_int((seed >> 32) + 0x9E3779B9) ^ _fmix32_int(
-        int(stream) * 0x7F4A7C15 + 0x165667B1))
-    image_key = _fmix32((images.to(torch.int64) * 0x27D4EB2F + key) & _MASK32)
-    row_key = _fmix32((rows.to(torch.int64) * 0x9E3779B1 + image_key[:, None]) & _MASK32)
-    col_key = (cols.to(torch.int64) * 0xC2B2AE3D + 0x61C88647) & _MASK32
-    return _fmix32(row_key[:, None, :, None] ^ col_key[:, None, None, :])
-
-
-def positional_groups(bits, num_branches):
-    """MMDB group id g in {0..k-1} (Eq. 5) from the high 16 bits of :func:`positional_bits`."""
-    return (bits >> 16) % num_branches
-
-
-def positional_uniform(bits):
-    """A uniform draw in [0, 1) with 2^-16 resolution from the low 16 bits of :func:`positional_bits`."""
-    return (bits & 0xFFFF).to(torch.float32) / 65536.0
-
-
-def positional_denoise(denoiser, noisy, rows, cols, images, seed=0, stride=2, num_branches=2, masks_per_pixel=1,
-                       multiple=1, chunk_size=None, refine_times=0, refine_prob=0.16):
-    """:func:`scheme.denoise` (MMDB, then R^3 when ``refine_times`` > 0) with positional masks.
-
-    ``noisy`` (N, C, H, W) holds N tiles whose pixels come from image ``images[n]`` at source coordinates
-    ``rows[n]`` x ``cols[n]``. R^3 (AP-BSN, Sec. 3.5): T copies of I_DN, each pixel (all channels) replaced by
-    its noisy value with probability p, MMDB at s = 1 on every copy, mean of the T results; the T*k passes of
-    all N tiles go through the denoiser as one batch, ``chunk_size`` at a time.
-    """
-    if not 0.0 <= refine_prob <= 1.0:
-        raise ValueError(f'R3 replacement probability must be in [0, 1], got {refine_prob}')
-    groups = positional_groups(positional_bits(seed, 0, images, rows, cols), num_branches)
-    denoised = scheme.mmdb(denoiser, noisy, stride, groups, num_branches, masks_per_pixel, multiple, chunk_size)
-    if refine_times <= 0:
-        return denoised
-    batch, _, height, width = noisy.shape
-    bits = torch.stack([positional_bits(seed, 1 + t, images, rows, cols) for t in range(refine_times)])
-    replace = positional_uniform(bits) < refine_prob
-    copy_groups = positional_groups(bits, num_branches).reshape(refine_times * batch, 1, height, width)
-    del bits
-    return scheme.random_replacement_refinement(
-        lambda copies: scheme.mmdb(denoiser, copies, 1, copy_groups, num_branches, masks_per_pixel, multiple,
-                                   chunk_size), noisy, denoised, replace)
 
 
 def _axis_plan(size, tile, overlap, unit, stride):
@@ -169,21 +96,12 @@ def _axis_window(origin, length, padded, overlap, device):
     return weight
 
 
-def _fold(position, size):
-    """Reflect (mirror without repeating the edge) any integer positions into 0..size-1, as scheme does."""
-    if size == 1:
-        return torch.zeros_like(position)
-    period = 2 * (size - 1)
-    position = position % period
-    return torch.where(position < size, position, period - position)
-
-
 def num_tiles(plan):
     return len(plan.row_origins) * len(plan.col_origins)
 
 
 def tiled_apply(fn, image, plan, tile_batch=1, device=None, progress=None):
-    """Apply ``fn`` tile by tile and blend: the generic engine behind :func:`tiled_denoise`.
+    """Apply ``fn`` tile by tile and blend: the generic engine behind :func:`denoise_image`.
 
     ``image`` is (B, C, H, W) matching ``plan``; ``fn(tiles, rows, cols, images)`` gets ``tile_batch`` tiles of
     all B images stacked as (n*B, C, tile_h, tile_w) on ``device`` (default: the image's), their source rows
@@ -210,8 +128,8 @@ def tiled_apply(fn, image, plan, tile_batch=1, device=None, progress=None):
         group = positions[start:start + max(1, tile_batch)]
         tiles, rows, cols = [], [], []
         for row0, col0 in group:
-            row_src = _fold(torch.arange(row0, row0 + plan.tile_height, device=image.device), height)
-            col_src = _fold(torch.arange(col0, col0 + plan.tile_width, device=image.device), width)
+            row_src = scheme.reflect(torch.arange(row0, row0 + plan.tile_height, device=image.device), height)
+            col_src = scheme.reflect(torch.arange(col0, col0 + plan.tile_width, device=image.device), width)
             if row0 + plan.tile_height <= height and col0 + plan.tile_width <= width:
                 tile = image[..., row0:row0 + plan.tile_height, col0:col0 + plan.tile_width]
             else:
@@ -245,47 +163,27 @@ def tiled_apply(fn, image, plan, tile_batch=1, device=None, progress=None):
     return output.to(image.dtype) if image.dtype.is_floating_point else output
 
 
-TILE_OPTION_DEFAULTS = {'size': None, 'overlap': 32, 'batch': 1}
-
-
-def tile_options(section, stride=2, multiple=1):
-    """Validate the ``amsnet.tile`` option section (``{size: 512, overlap: 32, batch: 1}``; None/absent or
-    ``size: null`` = untiled) and return it with defaults filled in; errors name the option key."""
-    if section is None:
-        return dict(TILE_OPTION_DEFAULTS)
-    if not isinstance(section, dict):
-        raise OptionError(f'amsnet.tile must be a mapping like {{size: 512, overlap: 32}}, got {section!r}')
-    unknown = sorted(set(section) - set(TILE_OPTION_DEFAULTS))
-    if unknown:
-        raise OptionError(f'amsnet.tile.{unknown[0]}: unknown option; allowed: size, overlap, batch')
-    options = {**TILE_OPTION_DEFAULTS, **section}
-    for key, low in (('overlap', 0), ('batch', 1)):
-        if not isinstance(options[key], int) or isinstance(options[key], bool) or options[key] < low:
-            raise OptionError(f'amsnet.tile.{key} must be an integer >= {low}, got {options[key]!r}')
-    if options['size'] is not None:
-        if not isinstance(options['size'], int) or isinstance(options['size'], bool):
-            raise OptionError(f'amsnet.tile.size must be null or an integer, got {options["size"]!r}')
-        try:
-            plan_tiles(1, 1, options['size'], options['overlap'], stride, multiple)
-        except ValueError as error:
-            raise OptionError(f'amsnet.tile: {error}') from None
-    return options
-
-
 @torch.no_grad()
-def tiled_denoise(denoiser, noisy, seed=0, stride=2, num_branches=2, masks_per_pixel=1, multiple=1,
-                  chunk_size=None, refine_times=0, refine_prob=0.16, tile_size=None, overlap=32, tile_batch=1,
-                  device=None, progress=None):
-    """AMSNet inference (MMDB + optional R^3) on a (B, C, H, W) image of any size, tile by tile.
+def denoise_image(denoiser, noisy, *, masks, stride=2, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None,
+                  refine_times=0, refine_prob=0.16, tile_size=None, overlap=32, tile_batch=1, device=None,
+                  progress=None):
+    """AMSNet inference (:func:`scheme.denoise`: MMDB, then R^3 when ``refine_times`` > 0) of a (B, C, H, W) image
+    of any size, tile by tile; every inference entry point (``AMSNetModel.test``, ``amsnet-denoise``, the demo, the
+    ablation, the benchmarks) runs this function.
 
-    ``tile_size`` None runs the whole image as one tile (the untiled reference with the same masks).
-    Same arguments and same tiling -> bit-identical output on the same device. See the module docstring
-    for the geometry, the masks and the blending window.
+    ``masks`` must be position-invariant (:class:`amsnet_basicsr.masks.PositionalMasks`) so that the output does not
+    depend on the tiling. ``tile_size`` None (or at least the padded image) runs the whole image as one tile: the
+    untiled computation. Same arguments -> bit-identical output on the same device. See the module docstring for
+    the geometry and the blending window.
     """
+    if not getattr(masks, 'position_invariant', False):
+        raise ValueError(f'{type(masks).__name__} draws depend on the call order; tiled inference needs '
+                         'position-invariant masks (PositionalMasks)')
     plan = plan_tiles(noisy.shape[-2], noisy.shape[-1], tile_size, overlap, stride, multiple)
 
     def fn(tiles, rows, cols, images):
-        return positional_denoise(denoiser, tiles, rows, cols, images, seed, stride, num_branches,
-                                  masks_per_pixel, multiple, chunk_size, refine_times, refine_prob)
+        return scheme.denoise(denoiser, tiles, masks, coords=PixelCoords(images, rows, cols), stride=stride,
+                              num_branches=num_branches, masks_per_pixel=masks_per_pixel, multiple=multiple,
+                              chunk_size=chunk_size, refine_times=refine_times, refine_prob=refine_prob)
 
     return tiled_apply(fn, noisy, plan, tile_batch, device, progress)

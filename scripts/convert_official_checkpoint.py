@@ -20,12 +20,13 @@ import yaml
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.checkpoint import atomic_save
+from amsnet_basicsr.errors import SetupError, report
 from basicsr.archs import build_network
 
 DEFAULT_PREFIX = 'net.dn.branches.0.'
 
 
-class ConversionError(Exception):
+class ConversionError(SetupError):
     """A checkpoint that cannot be converted (wrong file, prefix or architecture); the message says why."""
 
 
@@ -115,8 +116,7 @@ def main(argv=None):
     try:
         convert(args.checkpoint, args.opt, args.output, args.prefix, args.strict, args.force, args.trust_pickle)
     except (ConversionError, OSError, yaml.YAMLError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+        return report('convert_official_checkpoint.py', error)
     return 0
 
 

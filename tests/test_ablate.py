@@ -1,6 +1,7 @@
-"""scripts/ablate.py end to end in its --tiny configuration: every group runs and the table, numbers and figure
-are written; the checkerboard measure behaves as documented."""
-import importlib.util
+"""The ablation (amsnet_basicsr/ablation.py, run as scripts/ablate.py): every run trains through the registered
+BasicSR model classes with BasicSR's cosine schedule, a CPU budget becomes iterations by timing the model's own
+training step; end to end (slow) in its --tiny configuration every group runs and the table, numbers and figure are
+written; the checkerboard measure behaves as documented."""
 import json
 import subprocess
 import sys
@@ -9,7 +10,10 @@ import cv2
 import pytest
 import torch
 
+from amsnet_basicsr import ablation
 from amsnet_basicsr.metrics import calculate_checkerboard, checkerboard_index
+from amsnet_basicsr.models.amsnet_model import AMSNetModel
+from amsnet_basicsr.models.apbsn_model import APBSNModel
 from amsnet_basicsr.scheme import pd_up
 
 from conftest import REPO
@@ -41,11 +45,44 @@ def test_ablate_tiny_writes_table_json_and_figure(tmp_path):
     assert (out / 'ablation.log').read_text().count('PSNR') >= len(rows)
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location('ablate_script', REPO / 'scripts' / 'ablate.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def training_steps(monkeypatch):
+    """(model class, stage, learning rate, batch shape) of every training step (one per model and iteration, also
+    when a subclass's optimize_parameters calls its parent's)."""
+    steps = {}
+    for cls in (AMSNetModel, APBSNModel):
+        def counting(self, current_iter, original=cls.optimize_parameters):
+            steps.setdefault((id(self), current_iter), (type(self).__name__, getattr(self, 'stage', None),
+                                                        self.get_current_learning_rate()[0], tuple(self.lq.shape)))
+            return original(self, current_iter)
+        monkeypatch.setattr(cls, 'optimize_parameters', counting)
+    return steps
+
+
+def test_every_run_trains_through_the_registered_model_with_basicsr_cosine_decay(tmp_path, training_steps):
+    results = ablation.run(['--out', str(tmp_path / 'out'), '--tiny', '--groups', 'identity,variants',
+                             '--iters', '4', '--finetune-iters', '3'])
+    kinds = [(name, stage) for name, stage, _, _ in training_steps.values()]
+    # identity: AP-BSN and AMSNet-B for D_A and D_AS; variants: B (DnCNN) and P fine-tuned from it
+    assert kinds == ([('APBSNModel', 'apbsn')] * 4 + [('AMSNetModel', 'mask')] * 4) * 2 + \
+        [('AMSNetModel', 'mask')] * 4 + [('AMSNetModel', 'finetune')] * 3
+    lrs = [lr for _, _, lr, _ in training_steps.values()]
+    config = ablation.Config()
+    assert lrs[:4][0] == pytest.approx(config.lr) and all(a > b for a, b in zip(lrs[:4], lrs[1:4]))
+    assert lrs[-3] == pytest.approx(config.finetune_lr) and lrs[-1] < lrs[-2] < lrs[-3]
+    assert {row['setting'] for row in results} >= {'AP-BSN + D_AS + R3', 'AMSNet-P-E (lambda=0.01)'}
+    assert all(row['iters'] in (4, '4+3') for row in results)
+
+
+def test_a_cpu_budget_becomes_iterations_from_the_models_own_speed(monkeypatch, training_steps):
+    monkeypatch.setattr(ablation, 'steps_per_second', lambda model, batch, **kwargs: 25.0)
+    config = ablation.Config(budget=0.2, crop=20, batch=2, train_stride=2)
+    images = [torch.rand(1, 3, 32, 32)]
+    network, multiple = ablation.network_spec(ablation.Model('amsnet', 'DnCNN'), tiny=True)
+    options, state, record = ablation.train(images, ablation.Model('amsnet', 'DnCNN'), network, config,
+                                            multiple=multiple)
+    assert record['iters'] == 5 == len(training_steps) and options['train']['scheduler']['periods'] == [5]
+    assert set(state) == set(ablation.in_process_model(options, is_train=False).net_g.state_dict())
 
 
 @pytest.mark.parametrize('argv,message', [(['--groups', 'identity,nonsense'], 'nonsense'),
@@ -53,13 +90,13 @@ def load_script():
                                           (['--train-dir', 'x'], '--val-noisy')])
 def test_ablate_rejects_bad_arguments(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit):
-        load_script().main(['--out', str(tmp_path / 'x'), *argv])
+        ablation.main(['--out', str(tmp_path / 'x'), *argv])
     assert message in capsys.readouterr().err
     assert not (tmp_path / 'x').exists()
 
 
 def test_matched_crop_avoids_padding_and_keeps_pixels_per_step():
-    matched_crop = load_script().matched_crop
+    matched_crop = ablation.matched_crop
     assert matched_crop(40, 8, 5) == (40, 8)
     assert matched_crop(40, 8, 5 * 16) == (80, 2)       # DeamNet: sub-images must be multiples of 16
     assert matched_crop(40, 8, 5 * 32) == (160, 1)      # UNet: multiples of 32

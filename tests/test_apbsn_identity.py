@@ -22,6 +22,7 @@ import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import camera_noise, scheme
 from amsnet_basicsr.archs.dbsn_arch import DBSNl
 from amsnet_basicsr.errors import OptionError
+from amsnet_basicsr.masks import PositionalMasks
 from amsnet_basicsr.models.apbsn_model import apbsn_denoise, apbsn_loss, pd_restore
 from basicsr.models import build_model
 
@@ -112,9 +113,9 @@ def train_both_schemes(seed, steps):
 
 def amsnet_inference(model):
     """The AMSNet model's own inference (MMDB at the test stride) as a differentiable function of its input."""
-    options = model.scheme_options
-    return lambda x: scheme.denoise(model.net_g, x, torch.Generator().manual_seed(options.seed),
-                                    stride=options.test_stride, num_branches=options.num_branches)
+    config = model.scheme_config
+    return lambda x: scheme.denoise(model.net_g, x, PositionalMasks(config.seed), stride=config.test_stride,
+                                    num_branches=config.num_branches)
 
 
 @pytest.mark.slow
@@ -165,9 +166,9 @@ def test_apbsn_model_trains_with_plain_l1_and_tests_without_masks():
     assert model.log_dict['l_pix'] == pytest.approx(expected, rel=1e-5)
 
     identity = torch.nn.Identity()
-    generator = torch.Generator().manual_seed(0)
-    torch.testing.assert_close(apbsn_denoise(identity, noisy, generator, 2, refine_times=3), noisy)
-    torch.testing.assert_close(apbsn_denoise(identity, noisy[..., :37, :39], generator, 2, multiple=4),
+    masks = PositionalMasks(0)
+    torch.testing.assert_close(apbsn_denoise(identity, noisy, masks, stride=2, refine_times=3), noisy)
+    torch.testing.assert_close(apbsn_denoise(identity, noisy[..., :37, :39], masks, stride=2, multiple=4),
                                noisy[..., :37, :39])
 
 

@@ -1,5 +1,7 @@
 """Bad images, bad option files and a non-finite loss: handled, or refused naming the file / key."""
 import copy
+import subprocess
+import sys
 import threading
 import types
 
@@ -10,13 +12,15 @@ import torch
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import checkpoint, scheme
+from amsnet_basicsr.basicsr_compat import install
 from amsnet_basicsr.data.noisy_image_dataset import NoisyImageDataset
-from amsnet_basicsr.errors import ImageError, NonFiniteLossError, OptionError
+from amsnet_basicsr.errors import ImageError, NonFiniteLossError, OptionError, one_line
+from amsnet_basicsr.masks import GeneratorMasks
 from amsnet_basicsr.options_check import check_options
-from amsnet_basicsr.train import SafePrefetchGenerator, _one_line, install
+from amsnet_basicsr.progress import SafePrefetchGenerator
 from basicsr.archs import build_network
 
-from conftest import write_options
+from conftest import REPO, write_options
 from test_distributed import TINY_NET, noisy_folder, run_train, tiny_options
 
 CROP = 24
@@ -159,10 +163,10 @@ def test_sizes_not_divisible_by_the_pd_strides_are_padded():
     generator = torch.Generator().manual_seed(0)
     noisy = torch.rand(1, 3, 29, 37)
     with torch.no_grad():
-        out = scheme.denoise(net, noisy, generator, stride=2, num_branches=2, refine_times=1)
+        out = scheme.denoise(net, noisy, GeneratorMasks(generator), stride=2, num_branches=2, refine_times=1)
     assert out.shape == noisy.shape and torch.isfinite(out).all()
     crop = torch.rand(2, 3, 23, 23)
-    prediction, masked = scheme.masked_training_forward(net, crop, 5, generator, 2)
+    prediction, masked = scheme.masked_training_forward(net, crop, 5, generator, num_branches=2)
     loss = scheme.mask_loss(prediction, crop, masked)
     assert torch.isfinite(loss) and masked.shape[-2:] == crop.shape[-2:]
 
@@ -222,7 +226,7 @@ def test_error_from_a_dataloader_worker_keeps_its_type_and_message(folder):
     loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=1)
     with pytest.raises(ImageError) as error:
         next(iter(loader))
-    assert _one_line(error.value) == f'{folder / "good.png"}: not a decodable image (corrupt, truncated or not an ' \
+    assert one_line(error.value) == f'{folder / "good.png"}: not a decodable image (corrupt, truncated or not an ' \
                                      'image file)'
 
 
@@ -268,6 +272,11 @@ OPTION_CASES = {
     'stage_loss': (_set(['train', 'pixel_opt', 'type'], 'FinetuneLoss'),
                    ["train.pixel_opt.type must be MaskedL1Loss for train.stage 'mask', got 'FinetuneLoss'"]),
     'optimizer': (_set(['train', 'optim_g', 'type'], 'Adamm'), ["train.optim_g.type: 'Adamm' is not a torch.optim"]),
+    'unread_io_backend': (_set(['datasets', 'val'], {'name': 'v', 'type': 'PairedFolderDataset', 'phase': 'val',
+                                                     'dataroot_lq': '/tmp', 'io_backend': {'type': 'disk'}}),
+                          ['datasets.val.io_backend: PairedFolderDataset reads its files itself']),
+    'integral_float_total_iter_accepted_but_not_a_fraction': (
+        _set(['train', 'total_iter'], 2.5), ['train.total_iter must be an integer >= 1, got 2.5']),
 }
 
 
@@ -320,3 +329,28 @@ def test_non_finite_weights_are_never_written(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r'iteration 3: net_g \[params\] has non-finite weights'):
         checkpoint.save_network(model, net, 'net_g', 3)
     assert not list((tmp_path / 'models').iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case', ['misspelt network', 'missing dataset'])
+def test_test_py_reports_bad_options_in_one_line_and_exits_2(tmp_path, case):
+    """test.py runs the same start-up checks as train.py: one line naming the key, exit 2, no results folder."""
+    options = {'name': 'checked', 'model_type': 'AMSNetModel', 'num_gpu': 0, 'scale': 1,
+               'network_g': dict(TINY_NET), 'path': {'pretrain_network_g': None},
+               'datasets': {'test_1': {'name': 'photos', 'type': 'PairedFolderDataset',
+                                       'dataroot_lq': str(tmp_path)}},
+               'val': {'save_img': True, 'suffix': 'out'}}
+    if case == 'misspelt network':
+        options['network_g']['type'] = 'DnCNNN'
+        expected = "network_g.type: 'DnCNNN' is not a registered denoiser"
+    else:
+        options['datasets']['test_1']['dataroot_lq'] = str(tmp_path / 'SIDD' / 'missing')
+        expected = f'datasets.test_1.dataroot_lq: {tmp_path / "SIDD" / "missing"} does not exist'
+    option_file = write_options(tmp_path / 'test.yml', options)
+    result = subprocess.run([sys.executable, str(REPO / 'amsnet_basicsr' / 'test.py'), '-opt', str(option_file)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if 'error:' in line or 'Traceback' in line]
+    assert lines == [f'amsnet_basicsr/test.py: error: {expected}'] or (
+        len(lines) == 1 and lines[0].startswith(f'amsnet_basicsr/test.py: error: {expected}')), result.stderr[-3000:]
+    assert not (tmp_path / 'results' / 'checked').exists()

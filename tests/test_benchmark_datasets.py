@@ -13,6 +13,7 @@ import yaml
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.data.benchmark_datasets import read_dnd_boxes
+from amsnet_basicsr.errors import DataError
 from basicsr.data import build_dataset
 from basicsr.metrics import calculate_psnr
 from basicsr.utils.options import ordered_yaml
@@ -46,7 +47,7 @@ def sidd_val(tmp_path):
 
 
 def dataset(**opt):
-    return build_dataset({'name': 'test', 'phase': 'test', 'io_backend': {'type': 'disk'}, **opt})
+    return build_dataset({'name': 'test', 'phase': 'test', **opt})
 
 
 def as_hwc_uint8(tensor):
@@ -84,7 +85,7 @@ def test_sidd_subsets_and_explicit_files(sidd_val):
         np.testing.assert_array_equal(as_hwc_uint8(item['lq']), noisy.reshape(-1, SIDE, SIDE, 3)[flat])
     chosen = dataset(type='SIDDValidationDataset', block_indices=[7, 2], **files)
     assert [item['lq_path'] for item in chosen] == ['SIDD_val_01_03', 'SIDD_val_00_02']
-    with pytest.raises(ValueError, match=r'block_indices \[99\] out of range'):
+    with pytest.raises(DataError, match=r'block_indices \[99\] out of range'):
         dataset(type='SIDDValidationDataset', block_indices=[99], **files)
     noisy_only = dataset(type='SIDDValidationDataset', dataroot_lq=files['dataroot_lq'])
     assert not noisy_only.has_gt and 'gt' not in noisy_only[0]
@@ -92,13 +93,13 @@ def test_sidd_subsets_and_explicit_files(sidd_val):
 
 def test_sidd_errors_name_the_file_and_variable(tmp_path, sidd_val):
     root, _, _ = sidd_val
-    with pytest.raises(FileNotFoundError, match='BenchmarkNoisyBlocksSrgb.mat does not exist'):
+    with pytest.raises(DataError, match='BenchmarkNoisyBlocksSrgb.mat does not exist'):
         dataset(type='SIDDBenchmarkDataset', dataroot=str(root))
     scipy.io.savemat(tmp_path / 'wrong.mat', {'SomethingElse': np.zeros((2, 2), np.uint8)})
-    with pytest.raises(KeyError, match=r"wrong.mat has no variable 'ValidationNoisyBlocksSrgb'.*SomethingElse"):
+    with pytest.raises(DataError, match=r"wrong.mat has no variable 'ValidationNoisyBlocksSrgb'.*SomethingElse"):
         dataset(type='SIDDValidationDataset', dataroot_lq=str(tmp_path / 'wrong.mat'))
     scipy.io.savemat(tmp_path / 'short.mat', {'ValidationGtBlocksSrgb': sidd_blocks(3)[:, :2]})
-    with pytest.raises(ValueError, match='short.mat: ValidationGtBlocksSrgb has shape'):
+    with pytest.raises(DataError, match='short.mat: ValidationGtBlocksSrgb has shape'):
         dataset(type='SIDDValidationDataset', dataroot_lq=str(root / 'ValidationNoisyBlocksSrgb.mat'),
                 dataroot_gt=str(tmp_path / 'short.mat'))
 
@@ -156,7 +157,7 @@ def test_dnd_crops_from_bounding_boxes(tmp_path):
     red = data[0]['lq'][:, :3, :3]
     assert (red[0] == 1).all() and (red[1:] == 0).all()
     (tmp_path / 'images_srgb' / '0002.mat').unlink()
-    with pytest.raises(FileNotFoundError, match='0002.mat'):
+    with pytest.raises(DataError, match='0002.mat'):
         dataset(type='DNDDataset', dataroot_lq=str(tmp_path))
 
 
@@ -187,7 +188,7 @@ def test_polyu_pairs_real_and_mean_jpegs(tmp_path):
             assert item[key].shape == (3, 24, 32)
             assert item[key][0].mean() > 0.8 and item[key][1:].mean() < 0.1  # red stays in channel 0
     (folder / f'{stems[0]}_mean.JPG').unlink()
-    with pytest.raises(FileNotFoundError, match=f'without a reference.*{stems[0]}_real.JPG'):
+    with pytest.raises(DataError, match=f'without a reference.*{stems[0]}_real.JPG'):
         dataset(type='PolyUDataset', dataroot_lq=str(folder))
 
 

@@ -83,19 +83,19 @@ def test_architecture_mismatch_is_refused(tmp_path, capsys):
     wider = dict(NETWORKS['Restormer'], dim=16)
     option_file.write_text(yaml.safe_dump({'network_g': wider}))
     output = tmp_path / 'net_g.pth'
-    assert converter.main([str(checkpoint), '-opt', str(option_file), '-o', str(output), '--no-strict']) == 1
+    assert converter.main([str(checkpoint), '-opt', str(option_file), '-o', str(output), '--no-strict']) == 2
     assert 'shape mismatch' in capsys.readouterr().err
     assert not output.exists()
     other = tmp_path / 'dncnn.yml'
     other.write_text(yaml.safe_dump({'network_g': NETWORKS['DnCNN']}))
-    assert converter.main([str(checkpoint), '-opt', str(other), '-o', str(output), '--no-strict']) == 1
+    assert converter.main([str(checkpoint), '-opt', str(other), '-o', str(output), '--no-strict']) == 2
     assert not output.exists()
 
 
 def test_strict_by_default_and_no_strict_loads_common_keys(tmp_path, capsys):
     original, checkpoint, option_file = write_reference(tmp_path, 'DnCNN', drop_key='model.0.bias')
     output = tmp_path / 'net_g.pth'
-    assert converter.main([str(checkpoint), '-opt', str(option_file), '-o', str(output)]) == 1
+    assert converter.main([str(checkpoint), '-opt', str(option_file), '-o', str(output)]) == 2
     captured = capsys.readouterr()
     assert 'missing keys' in captured.out and 'model.0.bias' in captured.out and '--no-strict' in captured.err
     assert not output.exists()
@@ -109,9 +109,9 @@ def test_never_overwrites_without_force_and_wrong_prefix(tmp_path, capsys):
     output = tmp_path / 'net_g.pth'
     output.write_bytes(b'keep me')
     arguments = [str(checkpoint), '-opt', str(option_file), '-o', str(output)]
-    assert converter.main(arguments) == 1
+    assert converter.main(arguments) == 2
     assert output.read_bytes() == b'keep me'
-    assert converter.main(arguments + ['--prefix', 'model.denoiser.', '--force']) == 1
+    assert converter.main(arguments + ['--prefix', 'model.denoiser.', '--force']) == 2
     assert "no parameter starts with 'model.denoiser.'" in capsys.readouterr().err
     assert output.read_bytes() == b'keep me'
     assert converter.main(arguments + ['--force']) == 0

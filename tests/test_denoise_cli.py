@@ -10,11 +10,11 @@ import yaml
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import denoise, tiling
+from amsnet_basicsr.masks import PositionalMasks
 from basicsr.archs import build_network
 
 TILE = dict(tile_size=32, overlap=8)
-SCHEME = dict(seed=3, stride=2, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=8, refine_times=2,
-              refine_prob=0.16)
+SCHEME = dict(stride=2, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=8, refine_times=2, refine_prob=0.16)
 
 
 def make_model(folder, channels=3):
@@ -41,7 +41,7 @@ def expected_output(net, stored):
     else:
         rgb = stored[..., :3][..., ::-1]
     tensor = torch.from_numpy(np.ascontiguousarray(rgb).astype(np.float32) / scale).permute(2, 0, 1)[None]
-    out = tiling.tiled_denoise(net, tensor, **SCHEME, **TILE)
+    out = tiling.denoise_image(net, tensor, masks=PositionalMasks(3), **SCHEME, **TILE)
     if stored.ndim == 2:
         out = out.mean(1, keepdim=True)
     out = np.rint(out[0].permute(1, 2, 0).clamp(0, 1).numpy() * scale).astype(stored.dtype)

@@ -3,7 +3,9 @@ import pytest
 import torch
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
-from amsnet_basicsr.models.amsnet_model import AMSNetModel, SchemeOptions
+from amsnet_basicsr.config import R3Config, SchemeConfig, TileConfig
+from amsnet_basicsr.errors import OptionError
+from amsnet_basicsr.models.amsnet_model import AMSNetModel
 
 
 def model_options(stage='mask', loss=None, amsnet=None, optimizer='AdamW'):
@@ -59,8 +61,28 @@ def test_test_is_reproducible_from_the_seed_option():
     ({'stride': 2}, 'amsnet.stride'),
 ])
 def test_bad_scheme_options_are_refused_with_the_key(amsnet, key):
-    with pytest.raises(ValueError, match=key.replace('.', r'\.')):
-        SchemeOptions.from_opt(amsnet)
+    with pytest.raises(OptionError, match=key.replace('.', r'\.')):
+        SchemeConfig.from_section(amsnet)
+
+
+def test_one_set_of_defaults_one_integer_rule_one_meaning_of_null():
+    """Defaults are the paper's; integral floats (YAML's ``!!float 5e3``) count as integers everywhere; null means
+    "not set": all passes in one batch, the whole image in one tile."""
+    assert SchemeConfig.from_section(None) == SchemeConfig() == SchemeConfig(
+        train_stride=5, test_stride=2, num_branches=2, masks_per_pixel=1, size_multiple=1, chunk_size=None, seed=0,
+        r3=R3Config(enabled=False, times=8, prob=0.16), tile=TileConfig(size=512, overlap=32, batch=1))
+    config = SchemeConfig.from_section({'train_stride': 5.0, 'chunk_size': 8.0, 'r3': {'times': 4.0},
+                                        'tile': {'size': None}})
+    assert (config.train_stride, config.chunk_size, config.r3.times, config.tile.size) == (5, 8, 4, None)
+    assert all(type(value) is int for value in (config.train_stride, config.chunk_size, config.r3.times))
+    kwargs = config.inference_kwargs()
+    assert kwargs['tile_size'] is None and kwargs['refine_times'] == 0 and kwargs['chunk_size'] == 8
+    with pytest.raises(OptionError, match=r'amsnet\.tile: tile size 48'):
+        SchemeConfig.from_section({'size_multiple': 8, 'tile': {'size': 48, 'overlap': 32}})
+    with pytest.raises(OptionError, match=r'amsnet\.tile\.overlap must be an integer >= 0'):
+        SchemeConfig.from_section({'tile': {'overlap': -4}})
+    with pytest.raises(OptionError, match=r'amsnet\.seed must be an integer'):
+        SchemeConfig.from_section({'seed': True})
 
 
 def test_stage_and_loss_must_agree():

@@ -6,7 +6,7 @@ import torch
 import yaml
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
-from amsnet_basicsr.models.amsnet_model import SchemeOptions
+from amsnet_basicsr.options_check import STAGE_LOSSES, check_model_options
 from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
 
@@ -83,8 +83,11 @@ def test_train_finetune_test_end_to_end(tmp_path, image_folders):
 
 
 @pytest.mark.parametrize('option_file', sorted((REPO / 'options').glob('*.yml')), ids=lambda path: path.name)
-def test_every_option_file_parses_and_builds_its_network(option_file):
-    options = yaml.load(option_file.read_text(), Loader=ordered_yaml()[0])
-    SchemeOptions.from_opt(options.get('amsnet'))
+def test_every_option_file_passes_the_start_up_checks_and_builds_its_network(option_file):
+    """The checks train.py/test.py run at start-up (amsnet section, network_g arguments, train stage/loss/optimiser/
+    scheduler for training files), on every shipped file; then the network builds."""
+    options = dict(yaml.load(option_file.read_text(), Loader=ordered_yaml()[0]))
+    options['is_train'] = option_file.name.startswith(('train_', 'finetune_'))
+    check_model_options(options, STAGE_LOSSES)
     network = build_network(dict(options['network_g']))
     assert isinstance(network, torch.nn.Module) and sum(p.numel() for p in network.parameters()) > 0

@@ -152,3 +152,29 @@ def test_resume_with_another_world_size_reseeds_per_rank():
     model = types.SimpleNamespace(opt={'rank': 0, 'world_size': 1, 'manual_seed': 3})
     assert checkpoint.restore_training_rng(model, state, generator) is False
     assert generator.initial_seed() == 3 + 0 + 1000003 * 6
+
+
+@pytest.mark.slow
+def test_two_interruptions_inside_one_epoch_resume_bit_identically(tmp_path):
+    """One epoch of 6 iterations (12 images, batch 2), checkpoints every 2: stopped after 2 and again after 4 and
+    resumed each time, the run reads the same samples and ends with the same weights at 2, 4 and 6 as the
+    uninterrupted run (the saved position inside the epoch counts the batches the first resume skipped)."""
+    folder = noisy_folder(tmp_path, 12)
+    runs = {}
+    for name, stops in (('straight', []), ('interrupted', ['2', '4'])):
+        options = tiny_options(folder, name, iters=6, save_freq=2, dataset_type='RecordingNoisyImageDataset')
+        option_file = write_options(tmp_path / f'{name}.yml', options)
+        probe = tmp_path / f'probe_{name}'
+        for stop in stops + [None]:
+            extra = {'PROBE_STOP_AFTER': stop} if stop else {}
+            result = subprocess.run([sys.executable, str(PROBE), '-opt', str(option_file), '--auto_resume'],
+                                    cwd=tmp_path, env=probe_env(probe, **extra), capture_output=True, text=True,
+                                    timeout=240)
+            assert result.returncode == 0, result.stderr[-3000:]
+        runs[name] = probe
+    weights = {name: {line.split()[0]: line.split()[1] for line in (probe / 'weights_rank0.txt').read_text().split('\n')
+                      if line} for name, probe in runs.items()}
+    assert [weights['interrupted'][step] for step in ('2', '4', '6')] == \
+        [weights['straight'][step] for step in ('2', '4', '6')]
+    samples = {name: (probe / 'samples_rank0.txt').read_text().split() for name, probe in runs.items()}
+    assert samples['interrupted'] == samples['straight'], samples

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from amsnet_basicsr import scheme
+from amsnet_basicsr.masks import GeneratorMasks
 from basicsr.losses.basic_loss import L1Loss
 
 
@@ -93,8 +94,8 @@ def test_every_pixel_restored_exactly_once(num_branches, masks_per_pixel, stride
     MMDB output is 1 everywhere iff each pixel is taken from branches that masked it (averaged over m).
     """
     noisy = torch.rand(2, 3, 23, 18) + 0.5
-    output = scheme.mmdb(lambda x: x + 1, noisy, stride, groups_for(noisy, num_branches), num_branches,
-                         masks_per_pixel, multiple)
+    output = scheme.mmdb(lambda x: x + 1, noisy, stride, groups_for(noisy, num_branches), num_branches=num_branches,
+                         masks_per_pixel=masks_per_pixel, multiple=multiple)
     assert output.shape == noisy.shape
     torch.testing.assert_close(output, torch.ones_like(noisy))
 
@@ -110,7 +111,8 @@ def test_mmdb_output_never_depends_on_its_own_noisy_pixel(stride, num_branches, 
     net = wide_conv_net()
     noisy = torch.rand(1, 3, *size, dtype=torch.float64, requires_grad=True)
     height, width = size
-    output = scheme.mmdb(net, noisy, stride, groups_for(noisy, num_branches, seed=3), num_branches, masks_per_pixel)
+    output = scheme.mmdb(net, noisy, stride, groups_for(noisy, num_branches, seed=3), num_branches=num_branches,
+                         masks_per_pixel=masks_per_pixel)
     plain = net(noisy)
     for row in range(height):
         for col in range(width):
@@ -150,8 +152,8 @@ def test_chunked_inference_equals_unchunked(chunk_size):
     net = wide_conv_net().float()
     noisy = torch.rand(2, 3, 22, 19)
     with torch.no_grad():
-        whole = scheme.denoise(net, noisy, generator(5), stride=2, refine_times=2, chunk_size=None)
-        chunked = scheme.denoise(net, noisy, generator(5), stride=2, refine_times=2, chunk_size=chunk_size)
+        whole = scheme.denoise(net, noisy, GeneratorMasks(generator(5)), stride=2, refine_times=2, chunk_size=None)
+        chunked = scheme.denoise(net, noisy, GeneratorMasks(generator(5)), stride=2, refine_times=2, chunk_size=chunk_size)
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
 
 
@@ -160,7 +162,7 @@ def test_r3_shape_range_and_mean_of_refined_copies():
     net = nn.Sequential(wide_conv_net().float(), nn.Sigmoid())
     noisy, denoised = torch.rand(2, 3, 17, 21), torch.rand(2, 3, 17, 21)
     with torch.no_grad():
-        refined = scheme.denoise(net, noisy, generator(), stride=2, refine_times=4)
+        refined = scheme.denoise(net, noisy, GeneratorMasks(generator()), stride=2, refine_times=4)
     assert refined.shape == noisy.shape and refined.min() >= 0 and refined.max() <= 1
     replace = scheme.sample_replacement(3, 2, 17, 21, 0.3, generator(9))
     assert replace.shape == (3, 2, 1, 17, 21) and 0.2 < replace.float().mean() < 0.4
@@ -191,5 +193,5 @@ def test_smoothness_prior_and_finetune_loss():
 @pytest.mark.parametrize('num_branches,masks_per_pixel', [(1, 1), (2, 2), (3, 0)])
 def test_invalid_mask_configurations_are_refused(num_branches, masks_per_pixel):
     with pytest.raises(ValueError, match='num_branches|masks_per_pixel'):
-        scheme.mmdb(lambda x: x, torch.rand(1, 3, 8, 8), 2, torch.zeros(1, 1, 8, 8, dtype=torch.long), num_branches,
-                    masks_per_pixel)
+        scheme.mmdb(lambda x: x, torch.rand(1, 3, 8, 8), 2, torch.zeros(1, 1, 8, 8, dtype=torch.long),
+                    num_branches=num_branches, masks_per_pixel=masks_per_pixel)

@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from amsnet_basicsr import scheme, tiling
+from amsnet_basicsr.masks import (GeneratorMasks, PixelCoords, PositionalMasks, positional_bits, positional_groups,
+                                   positional_uniform)
 
 
 def conv_net(depth, channels=3, width=8, seed=0):
@@ -48,21 +50,21 @@ def test_tiled_equals_untiled_when_receptive_field_fits_margin(height, width, ti
         tile = 2 * overlap + 4
     net = conv_net(depth)
     noisy = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(1))
-    kwargs = dict(seed=3, stride=stride, refine_times=refine)
-    untiled = tiling.tiled_denoise(net, noisy, **kwargs)
+    kwargs = dict(masks=PositionalMasks(3), stride=stride, refine_times=refine)
+    untiled = tiling.denoise_image(net, noisy, **kwargs)
     plan = tiling.plan_tiles(height, width, tile, overlap, stride)
     assert tiling.num_tiles(plan) > 1
-    tiled = tiling.tiled_denoise(net, noisy, tile_size=tile, overlap=overlap, tile_batch=3, **kwargs)
+    tiled = tiling.denoise_image(net, noisy, tile_size=tile, overlap=overlap, tile_batch=3, **kwargs)
     assert tiled.shape == noisy.shape
     torch.testing.assert_close(tiled, untiled, rtol=0, atol=1e-5)
 
 
 def test_tiled_close_to_untiled_for_deep_net_and_r3():
-    """A net whose receptive field exceeds the margin: the blend keeps the error under 1/255 (issue goal)."""
+    """A net whose receptive field exceeds the margin: the blend keeps the error under 1/255 (the tiling goal)."""
     net = conv_net(6, width=8)
     noisy = torch.rand(1, 3, 75, 90, generator=torch.Generator().manual_seed(2))
-    untiled = tiling.tiled_denoise(net, noisy, seed=0, refine_times=2)
-    tiled = tiling.tiled_denoise(net, noisy, seed=0, refine_times=2, tile_size=56, overlap=24, tile_batch=4)
+    untiled = tiling.denoise_image(net, noisy, masks=PositionalMasks(0), refine_times=2)
+    tiled = tiling.denoise_image(net, noisy, masks=PositionalMasks(0), refine_times=2, tile_size=56, overlap=24, tile_batch=4)
     assert (tiled - untiled).abs().max() < 1 / 255
 
 
@@ -70,8 +72,8 @@ def test_tiled_close_to_untiled_for_deep_net_and_r3():
 def test_tile_larger_than_image_is_the_untiled_computation(height, width):
     net = conv_net(3)
     noisy = torch.rand(2, 3, height, width)
-    untiled = tiling.tiled_denoise(net, noisy, seed=5, refine_times=1)
-    tiled = tiling.tiled_denoise(net, noisy, seed=5, refine_times=1, tile_size=64, overlap=8)
+    untiled = tiling.denoise_image(net, noisy, masks=PositionalMasks(5), refine_times=1)
+    tiled = tiling.denoise_image(net, noisy, masks=PositionalMasks(5), refine_times=1, tile_size=64, overlap=8)
     assert torch.equal(tiled, untiled)
 
 
@@ -79,18 +81,18 @@ def test_same_seed_identical_different_seed_different():
     net = conv_net(3)
     noisy = torch.rand(1, 3, 70, 66)
     kwargs = dict(refine_times=2, tile_size=40, overlap=12, tile_batch=2)
-    first = tiling.tiled_denoise(net, noisy, seed=11, **kwargs)
-    assert torch.equal(first, tiling.tiled_denoise(net, noisy, seed=11, **kwargs))
-    assert torch.equal(tiling.tiled_denoise(net, noisy, seed=11), tiling.tiled_denoise(net, noisy, seed=11))
-    other = tiling.tiled_denoise(net, noisy, seed=12, **kwargs)
+    first = tiling.denoise_image(net, noisy, masks=PositionalMasks(11), **kwargs)
+    assert torch.equal(first, tiling.denoise_image(net, noisy, masks=PositionalMasks(11), **kwargs))
+    assert torch.equal(tiling.denoise_image(net, noisy, masks=PositionalMasks(11)), tiling.denoise_image(net, noisy, masks=PositionalMasks(11)))
+    other = tiling.denoise_image(net, noisy, masks=PositionalMasks(12), **kwargs)
     assert (first - other).abs().max() > 1e-3
 
 
 def test_tile_batching_does_not_change_the_result():
     net = conv_net(3)
     noisy = torch.rand(1, 3, 72, 72)
-    one = tiling.tiled_denoise(net, noisy, seed=1, tile_size=32, overlap=8, tile_batch=1)
-    many = tiling.tiled_denoise(net, noisy, seed=1, tile_size=32, overlap=8, tile_batch=5)
+    one = tiling.denoise_image(net, noisy, masks=PositionalMasks(1), tile_size=32, overlap=8, tile_batch=1)
+    many = tiling.denoise_image(net, noisy, masks=PositionalMasks(1), tile_size=32, overlap=8, tile_batch=5)
     torch.testing.assert_close(one, many, rtol=0, atol=1e-6)
 
 
@@ -98,7 +100,7 @@ def test_denoiser_never_sees_more_than_one_tile():
     """Peak memory is bounded by the tile size: MMDB inputs are tile/stride, R^3 inputs tile, per pass."""
     recorder = InputRecorder(conv_net(2))
     noisy = torch.rand(1, 3, 150, 130)
-    tiling.tiled_denoise(recorder, noisy, seed=0, refine_times=1, tile_size=48, overlap=8, chunk_size=4)
+    tiling.denoise_image(recorder, noisy, masks=PositionalMasks(0), refine_times=1, tile_size=48, overlap=8, chunk_size=4)
     assert recorder.largest <= (48, 48)
 
 
@@ -133,26 +135,30 @@ def test_blend_weights_cover_every_pixel_and_are_smooth():
 
 
 def test_positional_masks_follow_eq5_and_do_not_depend_on_the_tile():
-    images = torch.zeros(1, dtype=torch.long)
-    rows, cols = torch.arange(200)[None], torch.arange(300)[None]
-    bits = tiling.positional_bits(7, 0, images, rows, cols)
-    crop = tiling.positional_bits(7, 0, images, rows[:, 50:90], cols[:, 120:181])
+    coords = PixelCoords.whole(1, 200, 300)
+    bits = positional_bits(7, 0, coords)
+    crop = positional_bits(7, 0, PixelCoords(coords.images, coords.rows[:, 50:90], coords.cols[:, 120:181]))
     assert torch.equal(crop, bits[..., 50:90, 120:181])
     count = bits.numel()
     for k in (2, 3, 4):
-        groups = tiling.positional_groups(bits, k)
+        groups = positional_groups(bits, k)
         for g in range(k):  # every group has frequency 1/k within 5 binomial standard deviations
             frequency = (groups == g).float().mean().item()
             assert abs(frequency - 1 / k) < 5 * ((1 / k) * (1 - 1 / k) / count) ** 0.5
         masked = sum(scheme.masked_in_branch(groups, i, k).long() for i in range(k))
         assert torch.equal(masked, torch.ones_like(masked))  # every pixel masked in exactly one branch
-    groups = tiling.positional_groups(bits, 2).float()
+    groups = positional_groups(bits, 2).float()
     neighbour_agreement = (groups[..., 1:] == groups[..., :-1]).float().mean().item()
     assert abs(neighbour_agreement - 0.5) < 5 * (0.25 / count) ** 0.5  # no correlation between neighbours
-    other = tiling.positional_bits(7, 1, images, rows, cols)
-    assert (tiling.positional_groups(other, 2) != tiling.positional_groups(bits, 2)).float().mean() > 0.4
-    uniform = tiling.positional_uniform(bits)
+    other = positional_bits(7, 1, coords)
+    assert (positional_groups(other, 2) != positional_groups(bits, 2)).float().mean() > 0.4
+    uniform = positional_uniform(bits)
     assert abs((uniform < 0.16).float().mean().item() - 0.16) < 5 * (0.16 * 0.84 / count) ** 0.5
+
+
+def test_order_dependent_masks_are_refused_for_tiling():
+    with pytest.raises(ValueError, match='position-invariant'):
+        tiling.denoise_image(conv_net(2), torch.rand(1, 3, 8, 8), masks=GeneratorMasks(torch.Generator()))
 
 
 def test_invalid_tile_settings_raise():
@@ -160,14 +166,3 @@ def test_invalid_tile_settings_raise():
         tiling.plan_tiles(100, 100, 16, 8, 2)
     with pytest.raises(ValueError, match='overlap'):
         tiling.plan_tiles(100, 100, 64, -1, 2)
-
-
-def test_tile_options_validation():
-    assert tiling.tile_options(None) == {'size': None, 'overlap': 32, 'batch': 1}
-    assert tiling.tile_options({'size': 512})['overlap'] == 32
-    with pytest.raises(ValueError, match='amsnet.tile.stride'):
-        tiling.tile_options({'size': 512, 'stride': 2})
-    with pytest.raises(ValueError, match='amsnet.tile.overlap'):
-        tiling.tile_options({'size': 512, 'overlap': -4})
-    with pytest.raises(ValueError, match='amsnet.tile: tile size'):
-        tiling.tile_options({'size': 48, 'overlap': 32}, stride=2, multiple=8)

@@ -12,7 +12,7 @@ import os
 import time
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
-from amsnet_basicsr import checkpoint, train
+from amsnet_basicsr import checkpoint, distributed, pipelines
 from amsnet_basicsr.data.noisy_image_dataset import NoisyImageDataset
 from amsnet_basicsr.models.amsnet_model import AMSNetModel
 from basicsr.utils.registry import DATASET_REGISTRY
@@ -44,7 +44,7 @@ def _probed_save(self, epoch, current_iter):
     digest = hashlib.sha256(b''.join(state[key].detach().cpu().numpy().tobytes() for key in sorted(state)))
     _append('weights', f'{current_iter} {digest.hexdigest()} {self.mask_generator.initial_seed()}')
     if os.environ.get('PROBE_STOP_AFTER') == str(current_iter):
-        if checkpoint.is_distributed():
+        if distributed.is_distributed():
             import torch.distributed as dist
             dist.barrier()
         os._exit(0)
@@ -67,4 +67,4 @@ def _slow_publish(temp_path, path):
 checkpoint._publish = _slow_publish
 
 if __name__ == '__main__':
-    train.main()
+    pipelines.train_main()

@@ -29,6 +29,8 @@ from torch.utils import data as data
 
 from basicsr.utils.registry import DATASET_REGISTRY
 
+from ..errors import DataError
+
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
 
@@ -40,15 +42,15 @@ def _is_hdf5(path):
 def mat_variable_shape(path, key):
     """Shape of a MATLAB variable as MATLAB sees it (v5 via scipy.io.whosmat, v7.3 via h5py), without loading it."""
     if not osp.isfile(path):
-        raise FileNotFoundError(f'{path} does not exist')
+        raise DataError(f'{path} does not exist')
     if _is_hdf5(path):
         with h5py.File(path, 'r') as f:
             if key not in f:
-                raise KeyError(f'{path} has no variable {key!r}; it holds {sorted(f.keys())}')
+                raise DataError(f'{path} has no variable {key!r}; it holds {sorted(f.keys())}')
             return tuple(reversed(f[key].shape))
     variables = {name: shape for name, shape, _ in scipy.io.whosmat(path)}
     if key not in variables:
-        raise KeyError(f'{path} has no variable {key!r}; it holds {sorted(variables)}')
+        raise DataError(f'{path} has no variable {key!r}; it holds {sorted(variables)}')
     return tuple(variables[key])
 
 
@@ -94,15 +96,15 @@ class _SIDDBlocksDataset(data.Dataset):
             if self.gt_key is not None:
                 self.gt_file = self.gt_file or osp.join(opt['dataroot'], f'{self.gt_key}.mat')
         if self.lq_file is None:
-            raise ValueError(f"{type(self).__name__} ({opt.get('name')}): set dataroot (folder with "
+            raise DataError(f"{type(self).__name__} ({opt.get('name')}): set dataroot (folder with "
                              f'{self.lq_key}.mat) or dataroot_lq (the .mat file)')
         self.prefix = opt.get('name_prefix', self.default_prefix)
         self.has_gt = self.gt_file is not None
         shape = mat_variable_shape(self.lq_file, self.lq_key)
         if len(shape) != 5 or shape[-1] != 3:
-            raise ValueError(f'{self.lq_file}: {self.lq_key} has shape {shape}, expected (images, blocks, H, W, 3)')
+            raise DataError(f'{self.lq_file}: {self.lq_key} has shape {shape}, expected (images, blocks, H, W, 3)')
         if self.has_gt and mat_variable_shape(self.gt_file, self.gt_key) != shape:
-            raise ValueError(f'{self.gt_file}: {self.gt_key} has shape {mat_variable_shape(self.gt_file, self.gt_key)}'
+            raise DataError(f'{self.gt_file}: {self.gt_key} has shape {mat_variable_shape(self.gt_file, self.gt_key)}'
                              f', {self.lq_file}: {self.lq_key} has {shape}')
         self.shape = shape
         self.num_images, self.blocks_per_image = shape[:2]
@@ -111,11 +113,11 @@ class _SIDDBlocksDataset(data.Dataset):
             indices = [int(i) for i in opt['block_indices']]
             bad = [i for i in indices if not 0 <= i < total]
             if bad:
-                raise ValueError(f'block_indices {bad} out of range [0, {total}) for {self.lq_file}')
+                raise DataError(f'block_indices {bad} out of range [0, {total}) for {self.lq_file}')
         elif opt.get('num_blocks') is not None:
             count = int(opt['num_blocks'])
             if not 1 <= count <= total:
-                raise ValueError(f'num_blocks must be in [1, {total}], got {count}')
+                raise DataError(f'num_blocks must be in [1, {total}], got {count}')
             indices = np.unique(np.linspace(0, total - 1, count).round().astype(int)).tolist()
         else:
             indices = list(range(total))
@@ -126,7 +128,7 @@ class _SIDDBlocksDataset(data.Dataset):
     def _blocks(self, path, key):
         array = load_mat_variable(path, key)
         if array.shape != self.shape or array.dtype != np.uint8:
-            raise ValueError(f'{path}: {key} is {array.dtype} {array.shape}, expected uint8 {self.shape}')
+            raise DataError(f'{path}: {key} is {array.dtype} {array.shape}, expected uint8 {self.shape}')
         flat = array.reshape((-1, ) + tuple(self.shape[2:]))
         return flat if len(self.indices) == flat.shape[0] else flat[self.indices].copy()
 
@@ -168,7 +170,7 @@ class SIDDBenchmarkDataset(_SIDDBlocksDataset):
 
     def __init__(self, opt):
         if opt.get('dataroot_gt') is not None or opt.get('gt_key') is not None:
-            raise ValueError('SIDDBenchmarkDataset has no GT; remove dataroot_gt / gt_key (or use SIDDValidationDataset)')
+            raise DataError('SIDDBenchmarkDataset has no GT; remove dataroot_gt / gt_key (or use SIDDValidationDataset)')
         super().__init__(opt)
 
 
@@ -179,16 +181,16 @@ def read_dnd_boxes(info_path):
     (stored transposed, 4x20, in HDF5) -- as read by the DND kit's ``dnd_denoise.py``.
     """
     if not osp.isfile(info_path):
-        raise FileNotFoundError(f'DND: {info_path} does not exist (expected <dnd>/info.mat and <dnd>/images_srgb/)')
+        raise DataError(f'DND: {info_path} does not exist (expected <dnd>/info.mat and <dnd>/images_srgb/)')
     with h5py.File(info_path, 'r') as f:
         if 'info' not in f or 'boundingboxes' not in f['info']:
-            raise KeyError(f"DND: {info_path} has no info['boundingboxes']")
+            raise DataError(f"DND: {info_path} has no info['boundingboxes']")
         info = f['info']
         refs = np.asarray(info['boundingboxes']).ravel()
         boxes = [np.asarray(info[ref]).T for ref in refs]
     boxes = np.stack(boxes).round().astype(np.int64)
     if boxes.ndim != 3 or boxes.shape[2] != 4:
-        raise ValueError(f'DND: {info_path} boundingboxes have shape {boxes.shape}, expected (images, boxes, 4)')
+        raise DataError(f'DND: {info_path} boundingboxes have shape {boxes.shape}, expected (images, boxes, 4)')
     return boxes
 
 
@@ -210,7 +212,7 @@ class DNDDataset(data.Dataset):
         self.num_images, self.blocks_per_image = self.boxes.shape[:2]
         missing = [self._image_path(i) for i in range(self.num_images) if not osp.isfile(self._image_path(i))]
         if missing:
-            raise FileNotFoundError(f'DND: {len(missing)} image file(s) missing, e.g. {missing[0]}')
+            raise DataError(f'DND: {len(missing)} image file(s) missing, e.g. {missing[0]}')
         self.has_gt = False
 
     def _image_path(self, image):
@@ -231,7 +233,7 @@ class DNDDataset(data.Dataset):
 def _read_rgb(path):
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
-        raise OSError(f'cannot read image {path}')
+        raise DataError(f'cannot read image {path}')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -255,16 +257,16 @@ class PairedFolderDataset(data.Dataset):
         lq_suffix = opt.get('lq_suffix', self.default_lq_suffix).lower()
         gt_suffix = opt.get('gt_suffix', self.default_gt_suffix).lower()
         if self.has_gt and osp.normpath(self.lq_folder) == osp.normpath(self.gt_folder) and lq_suffix == gt_suffix:
-            raise ValueError('dataroot_lq equals dataroot_gt: set different lq_suffix / gt_suffix')
+            raise DataError('dataroot_lq equals dataroot_gt: set different lq_suffix / gt_suffix')
         lq_files = self._scan(self.lq_folder, lq_suffix)
         if not lq_files:
-            raise FileNotFoundError(f'no image whose stem ends with {lq_suffix!r} in {self.lq_folder}')
+            raise DataError(f'no image whose stem ends with {lq_suffix!r} in {self.lq_folder}')
         self.paths = []
         if self.has_gt:
             gt_files = self._scan(self.gt_folder, gt_suffix)
             missing = [lq_files[base] for base in lq_files if base not in gt_files]
             if missing:
-                raise FileNotFoundError(f'{len(missing)} noisy image(s) without a reference '
+                raise DataError(f'{len(missing)} noisy image(s) without a reference '
                                         f'(suffix {gt_suffix!r}) in {self.gt_folder}, e.g. {missing[0]}')
         for base in sorted(lq_files):
             self.paths.append({'lq_path': lq_files[base], 'gt_path': gt_files[base] if self.has_gt else None})
@@ -272,7 +274,7 @@ class PairedFolderDataset(data.Dataset):
     @staticmethod
     def _scan(folder, suffix):
         if not osp.isdir(folder):
-            raise FileNotFoundError(f'folder {folder} does not exist')
+            raise DataError(f'folder {folder} does not exist')
         files = {}
         for name in sorted(os.listdir(folder)):
             stem, ext = osp.splitext(name)
@@ -290,7 +292,7 @@ class PairedFolderDataset(data.Dataset):
         if self.has_gt:
             gt = _read_rgb(paths['gt_path'])
             if gt.shape != lq.shape:
-                raise ValueError(f"{paths['gt_path']} is {gt.shape}, {paths['lq_path']} is {lq.shape}")
+                raise DataError(f"{paths['gt_path']} is {gt.shape}, {paths['lq_path']} is {lq.shape}")
             item['gt'] = _to_tensor(gt)
             item['gt_path'] = paths['gt_path']
         return item

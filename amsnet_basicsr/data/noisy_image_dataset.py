@@ -62,16 +62,16 @@ def probe_image(path):
     try:
         size = os.path.getsize(path)
     except OSError as error:
-        raise ImageError(f'{path}: cannot be read ({error.strerror or error})') from None
+        raise ImageError(f'{path}: cannot be read ({error.strerror or error})') from error
     if size == 0:
         raise ImageError(f'{path}: empty file (0 bytes)')
     try:
         with Image.open(path) as image:
             width, height = image.size
             mode = image.mode
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as error:
         if not cv2.haveImageReader(path):
-            raise ImageError(f'{path}: not an image (unknown format)') from None
+            raise ImageError(f'{path}: not an image (unknown format)') from error
         with open(path, 'rb') as handle:
             decoded = decode_image(handle.read(), path)
         return decoded.shape[0], decoded.shape[1], None
@@ -205,7 +205,7 @@ class NoisyImageDataset(SingleImageDataset):
         try:
             content = self.file_client.get(path, 'lq')
         except Exception as error:  # a missing LMDB key, an unreadable file
-            raise ImageError(f'{path}: cannot be read ({type(error).__name__}: {error})') from None
+            raise ImageError(f'{path}: cannot be read ({type(error).__name__}: {error})') from error
         image = decode_image(content, path)
         height, width = image.shape[:2]
         if height < self.crop_size or width < self.crop_size:

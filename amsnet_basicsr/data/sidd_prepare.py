@@ -28,13 +28,15 @@ from multiprocessing import get_context
 import cv2
 import numpy as np
 
+from ..errors import DataError
+
 NOISY_PATTERN = re.compile(r'^(?P<inst>\d{4})_NOISY_SRGB_(?P<capture>\d{3})\.png$', re.IGNORECASE)
 EXAMPLE_LAYOUT = ('SIDD_Medium_Srgb/Data/0001_001_S6_00100_00060_3200_L/0001_NOISY_SRGB_010.PNG '
                   '(and 0001_GT_SRGB_010.PNG beside it)')
 PARTIAL_SUFFIX = '.partial'
 
 
-class LayoutError(ValueError):
+class LayoutError(DataError):
     """The input folder is not an unpacked SIDD-Medium sRGB tree; the message names what is missing."""
 
 
@@ -134,7 +136,7 @@ def plan_crops(items, crop_size, step):
         try:
             item['boxes'] = crop_boxes(height, width, crop_size, step)
         except ValueError as error:
-            raise LayoutError(f"{item['noisy']}: {error} (use a smaller --crop-size)") from None
+            raise LayoutError(f"{item['noisy']}: {error} (use a smaller --crop-size)") from error
         item['shape'] = (height, width, channels)
         total_crops += len(item['boxes'])
         total_bytes += len(item['boxes']) * crop_size * crop_size * channels * sample

@@ -1,77 +1,17 @@
 """AMSNetModel: BasicSR's SRModel with AMSNet's asymmetric mask scheme around the denoiser ``network_g``."""
 from collections import OrderedDict
-from dataclasses import dataclass, fields
 
 import torch
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from .. import checkpoint, scheme, tiling
-from ..errors import OptionError
+from .. import checkpoint, guards, scheme, tiling
+from ..config import SchemeConfig
+from ..masks import PositionalMasks
 from ..options_check import STAGE_LOSSES, check_model_options
+from ..progress import BATCH_POSITION_KEY
 from ..submission import SubmissionMixin
-
-
-@dataclass(frozen=True)
-class SchemeOptions:
-    """The ``amsnet:`` section of an options file (the paper's defaults, Sec. 4.1 and its supplement)."""
-    train_stride: int = 5
-    test_stride: int = 2
-    num_branches: int = 2
-    masks_per_pixel: int = 1
-    size_multiple: int = 1
-    chunk_size: int = None
-    seed: int = 0
-    r3: dict = None
-    tile: dict = None
-
-    @classmethod
-    def from_opt(cls, section):
-        """Validate ``opt['amsnet']``; errors name the key and the allowed values."""
-        section = dict(section or {})
-        allowed = [field.name for field in fields(cls)]
-        unknown = sorted(set(section) - set(allowed))
-        if unknown:
-            raise OptionError(f'amsnet.{unknown[0]}: unknown option; allowed: {", ".join(allowed)}')
-        options = cls(**section)
-
-        def is_int(value):
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        for key in ('train_stride', 'test_stride', 'size_multiple'):
-            if not is_int(getattr(options, key)) or getattr(options, key) < 1:
-                raise OptionError(f'amsnet.{key} must be an integer >= 1, got {getattr(options, key)!r}')
-        if options.chunk_size is not None and (not is_int(options.chunk_size) or options.chunk_size < 1):
-            raise OptionError(f'amsnet.chunk_size must be null or an integer >= 1, got {options.chunk_size!r}')
-        if not is_int(options.seed):
-            raise OptionError(f'amsnet.seed must be an integer, got {options.seed!r}')
-        if not is_int(options.num_branches) or options.num_branches < 2:
-            raise OptionError(f'amsnet.num_branches (k) must be an integer >= 2, got {options.num_branches!r}')
-        if not is_int(options.masks_per_pixel) or not 1 <= options.masks_per_pixel < options.num_branches:
-            raise OptionError(f'amsnet.masks_per_pixel (m) must be an integer in [1, k-1] = '
-                              f'[1, {options.num_branches - 1}] (mask ratio m/k in [1/k, (k-1)/k]), '
-                              f'got {options.masks_per_pixel!r}')
-        if options.r3 is not None and not isinstance(options.r3, dict):
-            raise OptionError(f'amsnet.r3 must be a mapping with enabled, times, prob; got {options.r3!r}')
-        r3 = {'enabled': False, 'times': 8, 'prob': 0.16, **(options.r3 or {})}
-        unknown = sorted(set(r3) - {'enabled', 'times', 'prob'})
-        if unknown:
-            raise OptionError(f'amsnet.r3.{unknown[0]}: unknown option; allowed: enabled, times, prob')
-        if not isinstance(r3['enabled'], bool):
-            raise OptionError(f'amsnet.r3.enabled must be true or false, got {r3["enabled"]!r}')
-        if not is_int(r3['times']) or r3['times'] < 1:
-            raise OptionError(f'amsnet.r3.times must be an integer >= 1, got {r3["times"]!r}')
-        if isinstance(r3['prob'], bool) or not isinstance(r3['prob'], (int, float)) or not 0.0 <= r3['prob'] <= 1.0:
-            raise OptionError(f'amsnet.r3.prob must be a number in [0, 1], got {r3["prob"]!r}')
-        tile = tiling.tile_options(options.tile, options.test_stride, options.size_multiple)
-        return cls(**{**section, 'r3': r3, 'tile': tile})
-
-    def inference_kwargs(self):
-        """Keyword arguments of :func:`scheme.denoise` for MMDB at the test stride, then R^3 if enabled."""
-        return dict(stride=self.test_stride, num_branches=self.num_branches, masks_per_pixel=self.masks_per_pixel,
-                    multiple=self.size_multiple, chunk_size=self.chunk_size,
-                    refine_times=self.r3['times'] if self.r3['enabled'] else 0, refine_prob=self.r3['prob'])
 
 
 @MODEL_REGISTRY.register()
@@ -88,8 +28,14 @@ class AMSNetModel(SubmissionMixin, SRModel):
 
     def __init__(self, opt):
         check_model_options(opt, self.STAGE_LOSSES)  # errors name the key and the allowed values
-        self.scheme_options = SchemeOptions.from_opt(opt.get('amsnet'))
+        self.scheme_config = SchemeConfig.from_options(opt)
+        self.epoch_batches = 0  # position of the last fed batch in its epoch (amsnet_basicsr.progress)
         super().__init__(opt)
+
+    def feed_data(self, data):
+        """SRModel.feed_data, remembering the batch's position in its epoch (saved with the training state)."""
+        super().feed_data(data)
+        self.epoch_batches = int(data.get(BATCH_POSITION_KEY, 0))
 
     def model_to_device(self, net):
         """BaseModel.model_to_device, also on CPUs: DDP with ``device_ids=None`` there (Gloo), the GPU otherwise."""
@@ -108,7 +54,8 @@ class AMSNetModel(SubmissionMixin, SRModel):
 
     def save_training_state(self, epoch, current_iter):
         """Crash-safe, with every rank's RNG states (mask generator, torch, CUDA, numpy, random)."""
-        checkpoint.save_training_state(self, epoch, current_iter, getattr(self, 'mask_generator', None))
+        checkpoint.save_training_state(self, epoch, current_iter, getattr(self, 'mask_generator', None),
+                                       batches_into_epoch=self.epoch_batches)
 
     def resume_training(self, resume_state):
         """Optimisers and schedulers (BasicSR), then this rank's RNG states, so the random streams continue."""
@@ -125,45 +72,46 @@ class AMSNetModel(SubmissionMixin, SRModel):
         """Any ``torch.optim`` optimiser by name (basicsr 1.4.2 knows only Adam; the paper uses AdamW)."""
         return getattr(torch.optim, optim_type)(params, lr, **kwargs)
 
-    def optimize_parameters(self, current_iter):
-        options = self.scheme_options
-        self.optimizer_g.zero_grad()
+    def stage_loss(self):
+        """(log name, loss) of one training step on ``self.lq`` (the noisy batch; nothing clean is read).
+
+        Stage ``mask`` (variant B): one fresh mask at the training stride, L_m on the masked pixels (Eq. 2-4).
+        Stage ``finetune`` (variant P): the full MMDB output at the training stride and L_t (Eq. 9-10).
+        """
+        config = self.scheme_config
         if self.stage == 'mask':
             prediction, masked = scheme.masked_training_forward(
-                self.net_g, self.lq, options.train_stride, self.mask_generator, options.num_branches,
-                options.masks_per_pixel, options.size_multiple)
-            loss, name = self.cri_pix(prediction, self.lq, masked), 'l_mask'
-        else:
-            batch, _, height, width = self.lq.shape
-            groups = scheme.sample_mask_groups(batch, height, width, options.num_branches, self.mask_generator)
-            denoised = scheme.mmdb(self.net_g, self.lq, options.train_stride, groups, options.num_branches,
-                                   options.masks_per_pixel, options.size_multiple, options.chunk_size)
-            loss, name = self.cri_pix(denoised, self.lq), 'l_total'
+                self.net_g, self.lq, config.train_stride, self.mask_generator, num_branches=config.num_branches,
+                masks_per_pixel=config.masks_per_pixel, multiple=config.size_multiple)
+            return 'l_mask', self.cri_pix(prediction, self.lq, masked)
+        batch, _, height, width = self.lq.shape
+        groups = scheme.sample_mask_groups(batch, height, width, config.num_branches, self.mask_generator)
+        denoised = scheme.mmdb(self.net_g, self.lq, config.train_stride, groups, num_branches=config.num_branches,
+                               masks_per_pixel=config.masks_per_pixel, multiple=config.size_multiple,
+                               chunk_size=config.chunk_size)
+        return 'l_total', self.cri_pix(denoised, self.lq)
+
+    def optimize_parameters(self, current_iter):
+        """The one training step of every model here: :meth:`stage_loss`, backward, optimiser step, logs, EMA."""
+        self.optimizer_g.zero_grad()
+        name, loss = self.stage_loss()
         loss.backward()
         self.optimizer_g.step()
         # Averaged over ranks on every rank (one all-reduce + .item(), as BasicSR's reduce_loss_dict): the
         # non-finite guard reads the already-synchronised floats, so it adds no GPU sync.
-        self.log_dict = checkpoint.reduce_loss_dict(OrderedDict([(name, loss)]), self.opt)
-        checkpoint.check_finite_log(self.log_dict, current_iter, self.opt)
+        self.log_dict = guards.reduce_loss_dict(OrderedDict([(name, loss)]), self.opt)
+        guards.check_finite_log(self.log_dict, current_iter, self.opt)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
     def test(self):
-        """Denoise ``self.lq`` into ``self.output`` with masks seeded from ``amsnet.seed`` (reproducible).
-
-        With ``amsnet.tile.size`` set, the image is processed in overlapped tiles (:mod:`amsnet_basicsr.tiling`),
-        so memory is bounded by the tile size (full-size DND / PolyU / camera images).
-        """
+        """Denoise ``self.lq`` into ``self.output``: :func:`amsnet_basicsr.tiling.denoise_image` with masks seeded
+        from ``amsnet.seed`` by pixel position (the same output as ``amsnet-denoise`` for the same settings), in
+        tiles of ``amsnet.tile`` so memory is bounded on images of any size."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
-        options = self.scheme_options
-        with torch.no_grad():
-            if options.tile['size']:
-                self.output = tiling.tiled_denoise(net, self.lq, seed=options.seed, tile_size=options.tile['size'],
-                                                   overlap=options.tile['overlap'], tile_batch=options.tile['batch'],
-                                                   **options.inference_kwargs())
-            else:
-                generator = torch.Generator(self.device).manual_seed(options.seed)
-                self.output = scheme.denoise(net, self.lq, generator, **options.inference_kwargs())
+        config = self.scheme_config
+        self.output = tiling.denoise_image(net, self.lq, masks=PositionalMasks(config.seed),
+                                           **config.inference_kwargs())
         net.train(was_training)

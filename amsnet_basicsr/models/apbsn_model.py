@@ -12,12 +12,11 @@ AMSNet's identity-mapping ablation (paper Tab. 3, supplement Sec. 1.8) trains th
 Options are those of AMSNetModel (``amsnet:`` section; ``num_branches`` and ``masks_per_pixel`` are unused here);
 the loss is BasicSR's ``L1Loss`` (``train.pixel_opt: {type: L1Loss}``); ``train.stage`` must be absent or ``apbsn``.
 """
-from collections import OrderedDict
-
 import torch
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from .. import checkpoint, scheme
+from .. import scheme
+from ..masks import PixelCoords, PositionalMasks
 from .amsnet_model import AMSNetModel
 
 
@@ -34,12 +33,14 @@ def pd_restore(net, noisy, stride, multiple=1, chunk_size=None):
     return scheme.pd_up(run_chunked(net, sub_images, chunk_size), stride, noisy.shape[-2:])
 
 
-def apbsn_denoise(net, noisy, generator, stride=2, multiple=1, chunk_size=None, refine_times=0, refine_prob=0.16):
-    """AP-BSN inference: the network at the test stride, then R^3 with the network itself at s = 1 (no masks)."""
+def apbsn_denoise(net, noisy, masks, *, stride=2, multiple=1, chunk_size=None, refine_times=0, refine_prob=0.16):
+    """AP-BSN inference: the network at the test stride, then R^3 with the network itself at s = 1 (no masks);
+    R^3's replacement draws come from the mask source ``masks`` (:mod:`amsnet_basicsr.masks`)."""
     denoised = pd_restore(net, noisy, stride, multiple, chunk_size)
     if refine_times > 0:
         batch, _, height, width = noisy.shape
-        replace = scheme.sample_replacement(refine_times, batch, height, width, refine_prob, generator)
+        replace, _ = masks.r3_draws(PixelCoords.whole(batch, height, width, noisy.device), times=refine_times,
+                                    num_branches=2, prob=refine_prob)
         denoised = scheme.random_replacement_refinement(
             lambda copies: pd_restore(net, copies, 1, multiple, chunk_size), noisy, denoised, replace)
     return denoised
@@ -56,27 +57,21 @@ class APBSNModel(AMSNetModel):
 
     STAGE_LOSSES = {'apbsn': 'L1Loss'}  # plain L1 of the output to its own noisy input
 
-    def optimize_parameters(self, current_iter):
-        options = self.scheme_options
-        self.optimizer_g.zero_grad()
-        prediction = pd_restore(self.net_g, self.lq, options.train_stride, options.size_multiple)
-        loss = self.cri_pix(prediction, self.lq)
-        loss.backward()
-        self.optimizer_g.step()
-        self.log_dict = checkpoint.reduce_loss_dict(OrderedDict([('l_pix', loss)]), self.opt)
-        checkpoint.check_finite_log(self.log_dict, current_iter, self.opt)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+    def stage_loss(self):
+        """AP-BSN's training loss: the plain L1 of P^-1(D(P(I_N))) to its own noisy input (no mask)."""
+        config = self.scheme_config
+        prediction = pd_restore(self.net_g, self.lq, config.train_stride, config.size_multiple)
+        return 'l_pix', self.cri_pix(prediction, self.lq)
 
     def test(self):
-        """AP-BSN inference of ``self.lq`` into ``self.output`` (R^3 draws seeded from ``amsnet.seed``)."""
-        options = self.scheme_options
+        """AP-BSN inference of ``self.lq`` into ``self.output`` (R^3 draws seeded by position from ``amsnet.seed``)."""
+        config = self.scheme_config
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
-        generator = torch.Generator(self.device).manual_seed(options.seed)
         with torch.no_grad():
-            self.output = apbsn_denoise(net, self.lq, generator, options.test_stride, options.size_multiple,
-                                        options.chunk_size, options.r3['times'] if options.r3['enabled'] else 0,
-                                        options.r3['prob'])
+            self.output = apbsn_denoise(net, self.lq, PositionalMasks(config.seed), stride=config.test_stride,
+                                        multiple=config.size_multiple, chunk_size=config.chunk_size,
+                                        refine_times=config.r3.times if config.r3.enabled else 0,
+                                        refine_prob=config.r3.prob)
         net.train(was_training)

@@ -1,0 +1,139 @@
+"""The ``amsnet:`` section of an options file: one set of defaults and one validator for every entry point.
+
+``train.py``/``test.py`` (through the models), ``amsnet-denoise`` (its flags only override the section) and the
+demo all read a :class:`SchemeConfig`. Defaults are the paper's (Sec. 4.1 and its supplement): PD stride 5 in
+training and 2 at test, k = 2 complementary masks (Eq. 5), R^3 with T = 8 copies and p = 0.16 when enabled.
+The pure modules (:mod:`~amsnet_basicsr.scheme`, :mod:`~amsnet_basicsr.tiling`) raise plain ``ValueError``s;
+this layer turns every problem into an :class:`~amsnet_basicsr.errors.OptionError` that names the YAML key.
+
+One integer rule for every integer option of this package: an int, or an integral float such as YAML's
+``!!float 5e3`` (bools are refused). ``null`` means "not set": ``chunk_size: null`` runs all denoiser passes in
+one batch, ``tile: {size: null}`` processes the image whole.
+"""
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Optional
+
+from . import tiling
+from .errors import OptionError
+
+
+def is_integer(value, minimum=None):
+    """The one integer rule: an int or an integral finite float (not a bool), optionally >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if not (math.isfinite(value) and float(value).is_integer()):
+        return False
+    return minimum is None or value >= minimum
+
+
+def require_integer(value, key, minimum=None):
+    """``value`` as an int, or :class:`OptionError` naming ``key``."""
+    if not is_integer(value, minimum):
+        bound = f' >= {minimum}' if minimum is not None else ''
+        raise OptionError(f'{key} must be an integer{bound}, got {value!r}')
+    return int(value)
+
+
+def _mapping(section, key, cls):
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        allowed = ', '.join(item.name for item in fields(cls))
+        raise OptionError(f'{key} must be a mapping with {allowed}; got {section!r}')
+    unknown = sorted(set(section) - {item.name for item in fields(cls)})
+    if unknown:
+        raise OptionError(f'{key}.{unknown[0]}: unknown option; allowed: '
+                          f'{", ".join(item.name for item in fields(cls))}')
+    return dict(section)
+
+
+@dataclass(frozen=True)
+class R3Config:
+    """R^3, AP-BSN's random-replacement refinement (variants -E): T copies, replacement probability p."""
+    enabled: bool = False
+    times: int = 8
+    prob: float = 0.16
+
+    @classmethod
+    def from_section(cls, section, key='amsnet.r3'):
+        values = {**asdict(cls()), **_mapping(section, key, cls)}
+        if not isinstance(values['enabled'], bool):
+            raise OptionError(f'{key}.enabled must be true or false, got {values["enabled"]!r}')
+        prob = values['prob']
+        if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
+            raise OptionError(f'{key}.prob must be a number in [0, 1], got {prob!r}')
+        return cls(enabled=values['enabled'], times=require_integer(values['times'], f'{key}.times', 1),
+                   prob=float(prob))
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """Overlapped tiling at inference (:mod:`amsnet_basicsr.tiling`): tile side, overlap, tiles per batch.
+
+    The default tile of 512 px bounds memory on photos of any size; an image that fits in one tile is processed
+    whole, so for such images tiling changes nothing.
+    """
+    size: Optional[int] = 512
+    overlap: int = 32
+    batch: int = 1
+
+    @classmethod
+    def from_section(cls, section, key='amsnet.tile'):
+        values = {**asdict(cls()), **_mapping(section, key, cls)}
+        size = values['size']
+        size = None if size is None or size == 0 else require_integer(size, f'{key}.size', 1)
+        return cls(size=size, overlap=require_integer(values['overlap'], f'{key}.overlap', 0),
+                   batch=require_integer(values['batch'], f'{key}.batch', 1))
+
+
+@dataclass(frozen=True)
+class SchemeConfig:
+    """The ``amsnet:`` section: PD strides, masks (k, m), the denoiser's size multiple, chunking, seed, R^3, tiles."""
+    train_stride: int = 5
+    test_stride: int = 2
+    num_branches: int = 2
+    masks_per_pixel: int = 1
+    size_multiple: int = 1
+    chunk_size: Optional[int] = None
+    seed: int = 0
+    r3: R3Config = field(default_factory=R3Config)
+    tile: TileConfig = field(default_factory=TileConfig)
+
+    @classmethod
+    def from_section(cls, section, key='amsnet'):
+        """Validate an ``amsnet:`` mapping (None: all defaults); errors name the key and the allowed values."""
+        values = {**{item.name: getattr(cls(), item.name) for item in fields(cls)}, **_mapping(section, key, cls)}
+        integers = {name: require_integer(values[name], f'{key}.{name}', 1)
+                    for name in ('train_stride', 'test_stride', 'num_branches', 'masks_per_pixel', 'size_multiple')}
+        chunk_size = values['chunk_size']
+        chunk_size = None if chunk_size is None else require_integer(chunk_size, f'{key}.chunk_size', 1)
+        config = cls(**integers, chunk_size=chunk_size, seed=require_integer(values['seed'], f'{key}.seed'),
+                     r3=values['r3'] if isinstance(values['r3'], R3Config) else R3Config.from_section(
+                         values['r3'], f'{key}.r3'),
+                     tile=values['tile'] if isinstance(values['tile'], TileConfig) else TileConfig.from_section(
+                         values['tile'], f'{key}.tile'))
+        if config.num_branches < 2:
+            raise OptionError(f'{key}.num_branches (k) must be an integer >= 2, got {config.num_branches!r}')
+        if not config.masks_per_pixel < config.num_branches:
+            raise OptionError(f'{key}.masks_per_pixel (m) must be an integer in [1, k-1] = [1, '
+                              f'{config.num_branches - 1}] (mask ratio m/k), got {config.masks_per_pixel!r}')
+        if config.tile.size is not None:
+            try:
+                tiling.plan_tiles(1, 1, config.tile.size, config.tile.overlap, config.test_stride,
+                                  config.size_multiple)
+            except ValueError as error:
+                raise OptionError(f'{key}.tile: {error}') from error
+        return config
+
+    @classmethod
+    def from_options(cls, opt):
+        """The ``amsnet:`` section of a parsed options dict."""
+        return cls.from_section(opt.get('amsnet'))
+
+    def inference_kwargs(self):
+        """Keyword arguments of :func:`amsnet_basicsr.tiling.denoise_image` (all but the mask source)."""
+        return dict(stride=self.test_stride, num_branches=self.num_branches, masks_per_pixel=self.masks_per_pixel,
+                    multiple=self.size_multiple, chunk_size=self.chunk_size,
+                    refine_times=self.r3.times if self.r3.enabled else 0, refine_prob=self.r3.prob,
+                    tile_size=self.tile.size, overlap=self.tile.overlap, tile_batch=self.tile.batch)
