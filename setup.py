@@ -10,7 +10,7 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.10',
     packages=find_packages(include=['amsnet_basicsr', 'amsnet_basicsr.*']),
-    install_requires=[
+    install_requires=[  # what this package imports itself; basicsr brings the rest of its own needs
         'basicsr==1.4.2',
         'torch>=2.9',  # tested: 2.9.1 and 2.14.1
         'torchvision>=0.24',
@@ -18,10 +18,8 @@ setup(
         'spandrel_extra_arches>=0.2',
         'numpy',
         'opencv-python',
-        'lmdb',
         'pyyaml',
-        'addict',
-        'tb-nightly',
+        'tb-nightly',  # the tensorboard module (basicsr's choice of distribution), read by the demo
         'tqdm',
         'scipy',
         'h5py',

@@ -52,7 +52,7 @@ import torch
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
 from amsnet_basicsr import demo_data, scheme
-from amsnet_basicsr.data.noisy_image_dataset import decode_image
+from amsnet_basicsr.image_io import read_rgb
 from amsnet_basicsr.errors import AMSNetError, DataError, report
 from amsnet_basicsr.demo import evaluate, in_process_model, scores, steps_per_second, to_tensor, to_uint8
 from amsnet_basicsr.metrics import calculate_checkerboard
@@ -174,11 +174,6 @@ def plan(groups, denoisers):
 
 
 # ----------------------------------------------------------------------------------------------------------- data
-def read_rgb(path):
-    """An image file as (H, W, 3) float32 RGB in [0, 1] (``decode_image``: any bit depth, gray, alpha)."""
-    return np.ascontiguousarray(decode_image(Path(path).read_bytes(), str(path))[..., ::-1])
-
-
 def image_files(folder):
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:

@@ -32,7 +32,7 @@ from . import plugin  # noqa: F401  (registers the denoisers; applies the torchv
 from basicsr.archs import build_network
 from tqdm import tqdm
 
-from . import tiling
+from . import image_io, tiling
 from .config import SchemeConfig
 from .errors import EXIT_BAD_INPUT, EXIT_PARTIAL_FAILURE, AMSNetError, ImageError, SetupError
 from .masks import PositionalMasks
@@ -40,7 +40,6 @@ from .options_check import check_network_options
 
 IMAGE_EXTENSIONS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -111,23 +110,16 @@ def model_channels(net, network_options=None):
 
 # ------------------------------------------------------------------------------------------------- I/O
 def read_image(path):
-    """(H, W, C) RGB(A)-ordered array as stored (uint8/uint16/float32), plus the original array."""
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
-    if image is None:
-        raise ImageError(f'{path}: cannot read the image (corrupt, empty or unsupported format)')
-    if image.dtype not in SCALES:
-        raise ImageError(f'{path}: unsupported sample type {image.dtype} (8/16-bit integer or float32 only)')
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.shape[2] not in (1, 3, 4):
-        raise ImageError(f'{path}: {image.shape[2]} channels (expected gray, RGB or RGBA)')
+    """(H, W, C) array as stored (:func:`amsnet_basicsr.image_io.read`): gray, BGR or BGRA; 8/16-bit or float."""
+    image = image_io.read(path)
+    if image.shape[2] == 2:
+        raise ImageError(f'{path}: gray + alpha images are not supported (expected gray, RGB or RGBA)')
     return image
 
 
 def split_image(image):
     """Stored BGR(A)/gray array -> float RGB/gray (H, W, C) in [0, 1] and the alpha plane (or None)."""
-    scale = SCALES[image.dtype]
+    scale = image_io.SCALES[image.dtype]
     alpha = image[..., 3:] if image.shape[2] == 4 else None
     colour = image[..., :3][..., ::-1] if image.shape[2] >= 3 else image
     return colour.astype(np.float32) / scale, alpha
@@ -139,7 +131,7 @@ def join_image(colour, alpha, dtype):
     if colour.shape[2] == 3:
         colour = colour[..., ::-1]
     if dtype != np.float32:
-        colour = np.rint(colour * SCALES[np.dtype(dtype)])
+        colour = np.rint(colour * image_io.SCALES[np.dtype(dtype)])
     out = colour.astype(dtype)
     if alpha is not None:
         out = np.concatenate([out, alpha], axis=2)

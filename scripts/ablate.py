@@ -6,9 +6,7 @@ The groups, flags and outputs are described in :mod:`amsnet_basicsr.ablation`, w
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
-
-from amsnet_basicsr.ablation import main  # noqa: E402
+from amsnet_basicsr.ablation import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -1,19 +1,12 @@
-"""scripts/convert_official_checkpoint.py on synthetic checkpoints with the authors' key layout."""
-import importlib.util
-from pathlib import Path
-
+"""amsnet_basicsr/convert.py (scripts/convert_official_checkpoint.py) on synthetic checkpoints with the authors' key layout."""
 import pytest
 import torch
 import yaml
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
+from amsnet_basicsr import convert as converter
 from amsnet_basicsr.denoise import build_denoiser
 from basicsr.archs import build_network
-
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'convert_official_checkpoint.py'
-spec = importlib.util.spec_from_file_location('convert_official_checkpoint', SCRIPT)
-converter = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(converter)
 
 NETWORKS = {
     'Restormer': {'type': 'Restormer', 'inp_channels': 3, 'out_channels': 3, 'dim': 8, 'num_blocks': [1, 1, 1, 1],

@@ -127,7 +127,7 @@ def test_corrupt_file_reported_others_processed(tmp_path, model, capsys):
     assert (tmp_path / 'out' / 'first.png').exists() and (tmp_path / 'out' / 'last.png').exists()
     assert not (tmp_path / 'out' / 'middle.png').exists()
     errors = capsys.readouterr().err
-    assert 'middle.png: cannot read' in errors and 'empty.tif: cannot read' in errors
+    assert 'middle.png: not a decodable image' in errors and 'empty.tif: empty file' in errors
     assert '2 denoised' in errors and '2 failed' in errors
 
 

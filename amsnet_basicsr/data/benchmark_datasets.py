@@ -29,6 +29,7 @@ from torch.utils import data as data
 
 from basicsr.utils.registry import DATASET_REGISTRY
 
+from .. import image_io
 from ..errors import DataError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
@@ -230,20 +231,14 @@ class DNDDataset(data.Dataset):
         return {'lq': lq, 'lq_path': f'DND_{image + 1:04d}_{box + 1:02d}', 'image_index': image, 'block_index': box}
 
 
-def _read_rgb(path):
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError(f'cannot read image {path}')
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 @DATASET_REGISTRY.register()
 class PairedFolderDataset(data.Dataset):
     """Noisy images and their references matched by file stem, in one folder or two (no resizing, no crops).
 
     Options: ``dataroot_lq`` (noisy folder), ``dataroot_gt`` (reference folder; may equal ``dataroot_lq``; omit it
     for noisy-only testing), ``lq_suffix`` / ``gt_suffix`` (stem endings, case-insensitive, default ''), e.g.
-    ``x_real.JPG`` <-> ``x_mean.JPG``. Extensions may differ. Images are read with OpenCV and turned to RGB.
+    ``x_real.JPG`` <-> ``x_mean.JPG``. Extensions may differ. Images are read by
+    :func:`amsnet_basicsr.image_io.read_rgb` (any bit depth).
     """
     default_lq_suffix = ''
     default_gt_suffix = ''
@@ -287,10 +282,10 @@ class PairedFolderDataset(data.Dataset):
 
     def __getitem__(self, index):
         paths = self.paths[index]
-        lq = _read_rgb(paths['lq_path'])
+        lq = image_io.read_rgb(paths['lq_path'])
         item = {'lq': _to_tensor(lq), 'lq_path': paths['lq_path']}
         if self.has_gt:
-            gt = _read_rgb(paths['gt_path'])
+            gt = image_io.read_rgb(paths['gt_path'])
             if gt.shape != lq.shape:
                 raise DataError(f"{paths['gt_path']} is {gt.shape}, {paths['lq_path']} is {lq.shape}")
             item['gt'] = _to_tensor(gt)

@@ -11,6 +11,7 @@ from basicsr.data.transforms import augment
 from basicsr.utils import FileClient, get_root_logger, img2tensor, scandir
 from basicsr.utils.registry import DATASET_REGISTRY
 
+from .. import image_io
 from ..errors import ImageError, OptionError
 
 BAD_IMAGE_POLICIES = ('skip', 'error')
@@ -18,39 +19,9 @@ _META_LINE = re.compile(r'^(?P<file>\S+)\s+\((?P<h>\d+),\s*(?P<w>\d+),\s*(?P<c>\
 
 
 def decode_image(content, path):
-    """Bytes of an image file -> HWC float32 BGR in [0, 1], whatever its layout and bit depth.
-
-    Grayscale is replicated to 3 channels, an alpha channel is dropped, 16-bit images are scaled by 1/65535
-    (8-bit by 1/255), float images are clipped to [0, 1]. Raises :class:`ImageError` naming ``path`` for
-    empty files, bytes that do not decode, other channel counts and other sample types.
-    """
-    buffer = np.frombuffer(content, np.uint8) if content is not None else np.zeros(0, np.uint8)
-    if buffer.size == 0:
-        raise ImageError(f'{path}: empty file (0 bytes)')
-    try:
-        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        image = None
-    if image is None:
-        raise ImageError(f'{path}: not a decodable image (corrupt, truncated or not an image file)')
-    if image.ndim == 2:
-        image = image[..., None]
-    channels = image.shape[2]
-    if channels in (1, 2):  # gray (+ alpha)
-        image = np.repeat(image[..., :1], 3, axis=2)
-    elif channels == 4:  # BGRA: the alpha channel carries no noise information
-        image = image[..., :3]
-    elif channels != 3:
-        raise ImageError(f'{path}: {channels} channels; supported: 1 (gray), 2 (gray+alpha), 3 (RGB), 4 (RGBA)')
-    if image.dtype == np.uint8:
-        image = image.astype(np.float32) / 255.0
-    elif image.dtype == np.uint16:
-        image = image.astype(np.float32) / 65535.0
-    elif image.dtype in (np.float32, np.float64):
-        image = np.clip(np.nan_to_num(image.astype(np.float32)), 0.0, 1.0)
-    else:
-        raise ImageError(f'{path}: sample type {image.dtype} is not supported (8-bit, 16-bit or float images)')
-    return np.ascontiguousarray(image)
+    """Bytes of an image file -> HWC float32 BGR in [0, 1] (:mod:`amsnet_basicsr.image_io`: gray replicated to 3
+    channels, alpha dropped, 16-bit scaled by 1/65535, floats clipped); :class:`ImageError` names ``path``."""
+    return image_io.to_float_bgr(image_io.decode(content, path))
 
 
 def probe_image(path):

@@ -15,6 +15,7 @@ Atomicity: the LMDB is built in ``<output>.partial/<name>.lmdb`` with its meta f
 so a killed run leaves nothing that BasicSR can load; the meta file and the folder are renamed into place only once
 every crop is committed. A rerun deletes a stale ``.partial`` folder and starts again.
 """
+import argparse
 import json
 import os
 import os.path as osp
@@ -28,7 +29,8 @@ from multiprocessing import get_context
 import cv2
 import numpy as np
 
-from ..errors import DataError
+from .. import image_io
+from ..errors import DataError, report
 
 NOISY_PATTERN = re.compile(r'^(?P<inst>\d{4})_NOISY_SRGB_(?P<capture>\d{3})\.png$', re.IGNORECASE)
 EXAMPLE_LAYOUT = ('SIDD_Medium_Srgb/Data/0001_001_S6_00100_00060_3200_L/0001_NOISY_SRGB_010.PNG '
@@ -148,13 +150,6 @@ def crop_keys(item):
     return [f"{item['key_prefix']}_s{index:04d}" for index in range(len(item['boxes']))]
 
 
-def _read(path):
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise OSError(f'cannot read image {path}')
-    return image
-
-
 def _encode_crops(image, item, crop_size, compress_level, path):
     if image.shape[:2] != item['shape'][:2]:
         raise ValueError(f"{path}: decoded size {image.shape[:2]} differs from its header {item['shape'][:2]}")
@@ -176,10 +171,10 @@ def process_item(args):
     item carries a GT path. Pixels are kept exactly (PNG is lossless; OpenCV's BGR order is undone on decode).
     """
     item, crop_size, compress_level = args
-    noisy = _encode_crops(_read(item['noisy']), item, crop_size, compress_level, item['noisy'])
+    noisy = _encode_crops(image_io.read(item['noisy']), item, crop_size, compress_level, item['noisy'])
     gt = None
     if item.get('gt'):
-        gt = _encode_crops(_read(item['gt']), item, crop_size, compress_level, item['gt'])
+        gt = _encode_crops(image_io.read(item['gt']), item, crop_size, compress_level, item['gt'])
     return noisy, gt
 
 
@@ -308,3 +303,38 @@ def prepare_sidd(input_root, output, crop_size=512, step=384, workers=4, with_gt
     seconds = time.time() - start
     print(f'Done: {total_crops} crops in {seconds:.1f} s -> {", ".join(outputs)}', flush=True)
     return dict(images=len(items), crops=total_crops, outputs=outputs, seconds=seconds)
+
+
+CLI_DOC = """Crop SIDD-Medium sRGB NOISY images into 512x512 sub-images packed in a BasicSR LMDB (AMSNet training data).
+
+    python scripts/prepare_sidd.py --input datasets/SIDD/SIDD_Medium_Srgb \
+        --output datasets/SIDD/SIDD_Medium_Srgb_noisy_512.lmdb --workers 8
+
+Only the NOISY images are read (AMSNet is self-supervised); ``--with-gt`` also packs the GT crops under the same keys
+into a second LMDB (default: the output name with ``noisy`` -> ``gt``) for paired validation of your own. The build
+happens in ``<output>.partial`` and is moved into place at the end: an interrupted run leaves nothing that trains, and
+simply rerunning starts over. An existing output is kept unless ``--force`` is given.
+"""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=CLI_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--input', required=True, help='SIDD_Medium_Srgb folder (or its Data/ sub-folder)')
+    parser.add_argument('--output', default='datasets/SIDD/SIDD_Medium_Srgb_noisy_512.lmdb',
+                        help='LMDB folder to create (must end with .lmdb)')
+    parser.add_argument('--crop-size', type=int, default=512)
+    parser.add_argument('--step', type=int, default=384, help='stride between crops; the last crop is flush')
+    parser.add_argument('--workers', type=int, default=4, help='processes reading/cropping images (<=1: none)')
+    parser.add_argument('--compress-level', type=int, default=1, help='PNG compression level 0-9 in the LMDB')
+    parser.add_argument('--with-gt', action='store_true', help='also pack GT crops (same keys) into --gt-output')
+    parser.add_argument('--gt-output', default=None, help='GT LMDB (default: output name with noisy -> gt)')
+    parser.add_argument('--force', action='store_true', help='replace existing output LMDBs')
+    parser.add_argument('--max-images', type=int, default=None, help='only the first N images (quick trials)')
+    args = parser.parse_args(argv)
+    try:
+        prepare_sidd(args.input, args.output, crop_size=args.crop_size, step=args.step, workers=args.workers,
+                     with_gt=args.with_gt, gt_output=args.gt_output, compress_level=args.compress_level,
+                     force=args.force, max_images=args.max_images)
+    except (LayoutError, OSError, ValueError) as error:  # FileExistsError is an OSError
+        return report('prepare_sidd.py', error)
+    return 0

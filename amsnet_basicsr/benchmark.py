@@ -1,0 +1,361 @@
+"""Inference benchmark of AMSNet: speed, overhead against bare denoiser passes, memory, tiling.
+
+    python scripts/benchmark_inference.py --arch DnCNN --size small                 # 256x256 blocks
+    python scripts/benchmark_inference.py --arch DnCNN --size tiny --megapixels 24  # + a tiled 6000x4000 photo
+
+(``scripts/benchmark_inference.py`` is a thin wrapper of this module.)
+
+Sections (``--sections``, default ``blocks,tiling``; ``large`` runs when ``--megapixels`` is given):
+
+blocks   A 256x256 RGB input. Seconds per image for MMDB (Eq. 6-8, PD stride 2) and MMDB + R^3, through
+         ``scheme.denoise`` with generator masks (one whole image, no tiling machinery) and through
+         ``tiling.denoise_image`` untiled (position-seeded masks: the path of every entry point). Denoiser passes in full-image equivalents: k for
+         MMDB (k branches x s^2 sub-images of 1/s^2 the area), k(1+T) with R^3. Overhead factor = pipeline time /
+         (passes x time of one plain forward of the denoiser on a 1x3x256x256 input). Seconds per megapixel.
+         Each precision in ``--precisions`` (autocast; fp32 = none).
+tiling   An image that fits (``--fit-size``, default 1024x1024): untiled vs tiled (``--tile``/``--overlap``)
+         seconds, tiling overhead = tiled / untiled, max |tiled - untiled| overall, in the band of ``overlap``
+         pixels around inner tile edges ("borders") and elsewhere.
+large    A ``--megapixels`` image (3:2, default 24 MP = 6000x4000) denoised tiled in a fresh subprocess: seconds,
+         seconds per megapixel, peak RSS (CPU, ru_maxrss) or torch.cuda.max_memory_allocated (GPU); the same for a
+         ``--compare-megapixels`` image (default 2) tiled and untiled, to show memory is set by the tile size.
+
+Run it on an idle machine: the script prints the load average and thread count with the figures.
+"""
+import argparse
+import contextlib
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
+from amsnet_basicsr import scheme, tiling
+from amsnet_basicsr.masks import GeneratorMasks, PositionalMasks
+from basicsr.archs import build_network
+
+ARCHS = {
+    'DnCNN': (1, {'type': 'DnCNN', 'in_nc': 3, 'out_nc': 3, 'act_mode': 'BR', 'mode': 'DnCNN'},
+              {'tiny': dict(nc=16, nb=5), 'small': dict(nc=32, nb=8), 'paper': dict(nc=64, nb=17)}),
+    'UNet': (32, {'type': 'UNet', 'in_nc': 3, 'out_nc': 3},
+             {'tiny': dict(n_feature=16), 'small': dict(n_feature=32), 'paper': dict(n_feature=128)}),
+    'Restormer': (8, {'type': 'Restormer', 'inp_channels': 3, 'out_channels': 3, 'ffn_expansion_factor': 2.66,
+                      'bias': False, 'LayerNorm_type': 'BiasFree'},
+                  {'tiny': dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2]),
+                   'small': dict(dim=16, num_blocks=[1, 2, 2, 2], num_refinement_blocks=1, heads=[1, 2, 4, 8]),
+                   'paper': dict(dim=48, num_blocks=[4, 6, 6, 8], num_refinement_blocks=4, heads=[1, 2, 4, 8])}),
+    'NAFNet': (16, {'type': 'NAFNet', 'img_channel': 3},
+               {'tiny': dict(width=8, middle_blk_num=1, enc_blk_nums=[1, 1, 1, 1], dec_blk_nums=[1, 1, 1, 1]),
+                'small': dict(width=16, middle_blk_num=2, enc_blk_nums=[1, 1, 2, 2], dec_blk_nums=[1, 1, 1, 1]),
+                'paper': dict(width=32, middle_blk_num=12, enc_blk_nums=[2, 2, 4, 8], dec_blk_nums=[2, 2, 2, 2])}),
+}
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def build(arch, size, device):
+    multiple, base, sizes = ARCHS[arch]
+    options = dict(base, **sizes[size])
+    torch.manual_seed(0)
+    net = build_network(dict(options)).to(device).eval()
+    return net, multiple, options
+
+
+def autocast(device, precision):
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+CLOCKS = {'wall': time.perf_counter, 'cpu': time.process_time}
+
+
+def timed(fn, device, repeats, warmup=1, clock=time.perf_counter):
+    """Best (minimum) seconds of ``repeats`` calls after ``warmup`` calls: on a shared machine the minimum is
+    the least disturbed estimate of the uncontended time. ``--clock cpu`` measures this process's CPU time
+    (with one thread: the time it would take alone, minus cache/memory-bandwidth contention)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = clock()
+        fn()
+        sync(device)
+        times.append(clock() - start)
+    return min(times)
+
+
+def timed_pair(fn, reference, device, repeats, clock=time.perf_counter):
+    """Best times of ``fn`` and of ``reference``, measured alternately so that both see the same load."""
+    fn(), reference()
+    best_fn, best_reference = math.inf, math.inf
+    for _ in range(repeats):
+        best_reference = min(best_reference, timed(reference, device, 1, 0, clock))
+        best_fn = min(best_fn, timed(fn, device, 1, 0, clock))
+    return best_fn, best_reference
+
+
+def test_image(height, width, device, seed=0):
+    """A smooth scene plus noise (content does not change the timing; realistic values for the border test)."""
+    generator = torch.Generator().manual_seed(seed)
+    yy = torch.linspace(0, 1, height)[:, None]
+    xx = torch.linspace(0, 1, width)[None, :]
+    image = torch.empty(1, 3, height, width)
+    for channel in range(3):
+        image[0, channel] = 0.5 + 0.3 * torch.sin(6 * xx + 4 * yy + 2 * channel)
+    image += 0.08 * torch.randn(image.shape, generator=generator)
+    return image.clamp_(0, 1).to(device)
+
+
+def machine_line(device):
+    load = ', '.join(f'{value:.2f}' for value in os.getloadavg())
+    where = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {os.cpu_count()} cores'
+    return f'{where}; torch {torch.__version__}; {torch.get_num_threads()} threads; load average {load}'
+
+
+# --------------------------------------------------------------------------------------------------- blocks
+def bench_blocks(args, device):
+    net, multiple, options = build(args.arch, args.size, device)
+    params = sum(p.numel() for p in net.parameters())
+    print(f'\n== 256x256 blocks: {args.arch} ({args.size}: {options}), {params / 1e6:.3f} M parameters, '
+          f'k={args.num_branches}, T={args.r3_times}, multiple={multiple}, best of {args.repeats}, '
+          f'{args.clock} clock')
+    image = test_image(256, 256, device)
+    k, times_r3 = args.num_branches, args.r3_times
+    rows = []
+    with torch.no_grad():
+        for precision, chunk in [(p, c) for p in args.precisions for c in args.chunk_sizes]:
+            with autocast(device, precision):
+
+                def run_scheme(refine):
+                    masks = GeneratorMasks(torch.Generator(device).manual_seed(0))
+                    return scheme.denoise(net, image, masks, stride=2, num_branches=k, multiple=multiple,
+                                          chunk_size=chunk, refine_times=refine)
+
+                def run_positional(refine):
+                    return tiling.denoise_image(net, image, masks=PositionalMasks(0), stride=2, num_branches=k,
+                                                multiple=multiple, chunk_size=chunk, refine_times=refine)
+
+                def run_identity(refine):  # the scheme's own cost: masks, PD, gathers, blending
+                    return scheme.denoise(torch.nn.Identity(), image, PositionalMasks(0), stride=2, num_branches=k,
+                                          multiple=multiple, chunk_size=chunk, refine_times=refine)
+
+                for label, fn, refine in (('MMDB (scheme)', run_scheme, 0), ('MMDB (tiling)', run_positional, 0),
+                                          ('MMDB (identity D)', run_identity, 0),
+                                          ('MMDB+R3 (scheme)', run_scheme, times_r3),
+                                          ('MMDB+R3 (tiling)', run_positional, times_r3),
+                                          ('MMDB+R3 (identity D)', run_identity, times_r3)):
+                    seconds, plain = timed_pair(lambda: fn(refine), lambda: net(image), device, args.repeats,
+                                                CLOCKS[args.clock])
+                    passes = k * (1 + refine)
+                    rows.append(dict(precision=precision, chunk=chunk or 'all', pipeline=label, seconds=seconds,
+                                     passes=passes,
+                                     plain_forward=plain, overhead=seconds / (passes * plain),
+                                     seconds_per_mp=seconds / (256 * 256 / 1e6)))
+    print(f'{"precision":9} {"chunk":>5} {"pipeline":20} {"s/image":>9} {"passes":>6} {"plain fwd s":>11} '
+          f'{"overhead":>8} {"s/MP":>8}')
+    for row in rows:
+        print(f'{row["precision"]:9} {row["chunk"]!s:>5} {row["pipeline"]:20} {row["seconds"]:9.4f} '
+              f'{row["passes"]:6d} {row["plain_forward"]:11.4f} {row["overhead"]:8.3f} {row["seconds_per_mp"]:8.3f}')
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------- tiling
+def border_band(plan, overlap):
+    """Bool (H, W): pixels within ``overlap`` of an inner tile edge (where seams would appear)."""
+    band = torch.zeros(plan.height, plan.width, dtype=torch.bool)
+    for origins, length, padded, axis in ((plan.row_origins, plan.tile_height, plan.padded_height, 0),
+                                          (plan.col_origins, plan.tile_width, plan.padded_width, 1)):
+        for origin in origins:
+            for edge in ((origin,) if origin > 0 else ()) + ((origin + length,) if origin + length < padded else ()):
+                low, high = max(edge - overlap, 0), edge + overlap
+                if axis == 0:
+                    band[low:high, :] = True
+                else:
+                    band[:, low:high] = True
+    return band
+
+
+def bench_tiling(args, device):
+    net, multiple, options = build(args.arch, args.size, device)
+    height, width = args.fit_size
+    image = test_image(height, width, device)
+    plan = tiling.plan_tiles(height, width, args.tile, args.overlap, 2, multiple)
+    refine = args.r3_times if args.tiling_r3 else 0
+    print(f'\n== tiling on {height}x{width}: {args.arch} ({args.size}), tile {args.tile} (-> {plan.tile_height}x'
+          f'{plan.tile_width}, {tiling.num_tiles(plan)} tiles), overlap {plan.overlap}, R3 T={refine}, '
+          f'chunk_size={args.chunk_size}')
+    kwargs = dict(masks=PositionalMasks(0), stride=2, num_branches=args.num_branches, multiple=multiple, chunk_size=args.chunk_size,
+                  refine_times=refine)
+    results = {}
+    with torch.no_grad():
+        untiled = tiling.denoise_image(net, image, **kwargs)
+        tiled = tiling.denoise_image(net, image, tile_size=args.tile, overlap=args.overlap, **kwargs)
+        results['untiled_s'] = timed(lambda: tiling.denoise_image(net, image, **kwargs), device, args.repeats, 0,
+                                     CLOCKS[args.clock])
+        results['tiled_s'] = timed(lambda: tiling.denoise_image(net, image, tile_size=args.tile,
+                                                                overlap=args.overlap, **kwargs),
+                                   device, args.repeats, 0, CLOCKS[args.clock])
+    difference = (tiled - untiled).abs()[0].amax(0).cpu()
+    band = border_band(plan, plan.overlap)
+    results.update(overhead=results['tiled_s'] / results['untiled_s'],
+                   computed_area=tiling.num_tiles(plan) * plan.tile_height * plan.tile_width / (height * width),
+                   max_diff=difference.max().item(), mean_diff=difference.mean().item(),
+                   max_diff_borders=difference[band].max().item(),
+                   max_diff_elsewhere=difference[~band].max().item() if (~band).any() else 0.0)
+    print(f'untiled {results["untiled_s"]:.3f} s, tiled {results["tiled_s"]:.3f} s, tiling overhead '
+          f'{results["overhead"]:.3f}x (computed area {results["computed_area"]:.3f}x); max |tiled - untiled| '
+          f'{results["max_diff"] * 255:.4f}/255, mean {results["mean_diff"] * 255:.4f}/255 (borders '
+          f'{results["max_diff_borders"] * 255:.4f}/255, elsewhere {results["max_diff_elsewhere"] * 255:.4f}/255)')
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------- large
+def child_run(args):
+    """In a fresh process: denoise one image; print JSON with seconds and peak memory."""
+    device = torch.device(args.device)
+    net, multiple, _ = build(args.arch, args.size, device)
+    height, width = args.child_size
+    baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    image = test_image(height, width, torch.device('cpu'))
+    if args.child_untiled:
+        image = image.to(device)
+    tile = None if args.child_untiled else args.tile
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    with torch.no_grad(), autocast(device, args.precisions[0]):
+        output = tiling.denoise_image(net, image, masks=PositionalMasks(0), stride=2, num_branches=args.num_branches,
+                                      multiple=multiple, chunk_size=args.chunk_size,
+                                      refine_times=args.r3_times if args.large_r3 else 0, tile_size=tile,
+                                      overlap=args.overlap, device=device)
+    sync(device)
+    seconds = time.perf_counter() - start
+    result = dict(height=height, width=width, tiled=not args.child_untiled, seconds=seconds,
+                  seconds_per_mp=seconds / (height * width / 1e6), peak_rss_mb=resource.getrusage(
+                      resource.RUSAGE_SELF).ru_maxrss / 1024, baseline_rss_mb=baseline_kb / 1024,
+                  finite=bool(torch.isfinite(output).all()))
+    if device.type == 'cuda':
+        result['cuda_peak_mb'] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    print('RESULT ' + json.dumps(result))
+
+
+def run_child(args, height, width, untiled):
+    command = [sys.executable, '-m', 'amsnet_basicsr.benchmark', '--child', f'{height}x{width}', '--arch', args.arch,
+               '--size', args.size, '--device', args.device, '--precisions', args.precisions[0],
+               '--tile', str(args.tile), '--overlap', str(args.overlap), '--r3-times', str(args.r3_times),
+               '--num-branches', str(args.num_branches)]
+    command += ['--chunk-size', str(args.chunk_size or 0)]
+    command += ['--threads', str(args.threads)] if args.threads else []
+    command += ['--untiled'] if untiled else []
+    command += ['--large-r3'] if args.large_r3 else []
+    completed = subprocess.run(command, capture_output=True, text=True)
+    for line in completed.stdout.splitlines():
+        if line.startswith('RESULT '):
+            return json.loads(line[len('RESULT '):])
+    return dict(height=height, width=width, tiled=not untiled, error=completed.stderr.strip().splitlines()[-1:])
+
+
+def size_for(megapixels, multiple=2):
+    """3:2 landscape size of about ``megapixels`` (24 -> 6000x4000)."""
+    width = int(round(math.sqrt(megapixels * 1e6 * 1.5) / multiple)) * multiple
+    return int(round(width / 1.5 / multiple)) * multiple, width
+
+
+def bench_large(args):
+    print(f'\n== large images ({args.arch} {args.size}, {args.precisions[0]}, tile {args.tile}, overlap '
+          f'{args.overlap}, R3 {"T=%d" % args.r3_times if args.large_r3 else "off"}, chunk_size {args.chunk_size}), '
+          'each in a fresh process')
+    runs = [(size_for(args.megapixels), False)]
+    if args.compare_megapixels:
+        runs += [(size_for(args.compare_megapixels), False), (size_for(args.compare_megapixels), True)]
+    results = []
+    for (height, width), untiled in runs:
+        result = run_child(args, height, width, untiled)
+        results.append(result)
+        if 'error' in result:
+            print(f'{height}x{width} {"untiled" if untiled else "tiled"}: failed: {result["error"]}')
+            continue
+        memory = f', CUDA peak {result["cuda_peak_mb"]:.0f} MB' if 'cuda_peak_mb' in result else ''
+        print(f'{height}x{width} ({height * width / 1e6:.1f} MP) {"untiled" if untiled else "tiled  "}: '
+              f'{result["seconds"]:.1f} s = {result["seconds_per_mp"]:.2f} s/MP, peak RSS '
+              f'{result["peak_rss_mb"]:.0f} MB (after imports {result["baseline_rss_mb"]:.0f} MB){memory}')
+    return results
+
+
+def parse_size(text):
+    height, width = text.lower().split('x')
+    return int(height), int(width)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--arch', default='DnCNN', choices=list(ARCHS))
+    parser.add_argument('--size', default='small', choices=['tiny', 'small', 'paper'])
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=list(PRECISIONS),
+                        help='autocast dtypes for the blocks section (the first one for the large section)')
+    parser.add_argument('--sections', default='blocks,tiling', help='comma list of blocks, tiling, large')
+    parser.add_argument('--num-branches', type=int, default=2)
+    parser.add_argument('--r3-times', type=int, default=8)
+    parser.add_argument('--chunk-size', type=int, default=8,
+                        help='sub-images per denoiser call in the tiling and large sections (0 = all at once)')
+    parser.add_argument('--chunk-sizes', nargs='+', default=['8'],
+                        help='chunk sizes compared in the blocks section (all = all passes at once)')
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--clock', default='wall', choices=list(CLOCKS),
+                        help='wall time, or this process\'s CPU time (CPU only; robust on a shared machine)')
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    parser.add_argument('--tile', type=int, default=512)
+    parser.add_argument('--overlap', type=int, default=32)
+    parser.add_argument('--fit-size', type=parse_size, default=(1024, 1024), help='HxW for the tiling section')
+    parser.add_argument('--tiling-r3', action='store_true', help='R3 on in the tiling section')
+    parser.add_argument('--megapixels', type=float, default=None, help='large section image size (e.g. 24)')
+    parser.add_argument('--compare-megapixels', type=float, default=2.0,
+                        help='also a smaller image tiled and untiled (0 = skip)')
+    parser.add_argument('--large-r3', action='store_true', help='R3 on in the large section')
+    parser.add_argument('--json', help='also write all results to this JSON file')
+    parser.add_argument('--child', type=parse_size, dest='child_size', help=argparse.SUPPRESS)
+    parser.add_argument('--untiled', action='store_true', dest='child_untiled', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.device == 'cuda':
+        args.clock = 'wall'
+    args.chunk_sizes = [None if value == 'all' else int(value) for value in args.chunk_sizes]
+    args.chunk_size = args.chunk_size or None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child_size:
+        return child_run(args)
+    device = torch.device(args.device)
+    sections = set(args.sections.split(','))
+    if args.megapixels:
+        sections.add('large')
+    print(machine_line(device))
+    report = dict(arch=args.arch, size=args.size, device=args.device, threads=torch.get_num_threads(),
+                  load_before=os.getloadavg())
+    if 'blocks' in sections:
+        report['blocks'] = bench_blocks(args, device)
+    if 'tiling' in sections:
+        report['tiling'] = bench_tiling(args, device)
+    if 'large' in sections:
+        args.megapixels = args.megapixels or 24.0
+        report['large'] = bench_large(args)
+    report['load_after'] = os.getloadavg()
+    print(f'\nload average after: {", ".join(f"{value:.2f}" for value in report["load_after"])}')
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as handle:
+            json.dump(report, handle, indent=1)
+
+
+if __name__ == '__main__':
+    main()
