@@ -62,13 +62,13 @@ from basicsr.utils import imwrite
 GROUPS = ('identity', 'denoiser', 'ratio', 'lambda', 'variants')
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
-# Denoisers at small sizes (0.03-0.3 M parameters; the paper's full sizes are in the supplement); every run gets the same
-# CPU budget, so cheaper networks get more iterations.
+# Denoisers at small sizes (0.03-0.3 M parameters; the paper's full sizes are in the supplement); every run gets
+# the same CPU budget, so cheaper networks get more iterations.
 # ``multiple``: the PD sub-image size the network needs (amsnet.size_multiple).
 DENOISERS = {
     'DnCNN': ({'type': 'DnCNN', 'in_nc': 3, 'out_nc': 3, 'nc': 32, 'nb': 6, 'act_mode': 'R'}, 1),
     'UNet': ({'type': 'UNet', 'in_nc': 3, 'out_nc': 3, 'n_feature': 16}, 32),
-    'NAFNet': ({'type': 'NAFNet', 'img_channel': 3, 'width': 16, 'middle_blk_num': 2, 'enc_blk_nums': [1, 1],
+    'NAFNet': ({'type': 'NAFNetBase', 'img_channel': 3, 'width': 16, 'middle_blk_num': 2, 'enc_blk_nums': [1, 1],
                 'dec_blk_nums': [1, 1]}, 4),
     'Restormer': ({'type': 'Restormer', 'inp_channels': 3, 'out_channels': 3, 'dim': 8, 'num_blocks': [1, 1, 1, 1],
                    'num_refinement_blocks': 1, 'heads': [1, 1, 2, 2], 'ffn_expansion_factor': 2.0, 'bias': False,
@@ -77,7 +77,7 @@ DENOISERS = {
     'D_AS': ({'type': 'DBSNl', 'in_ch': 3, 'out_ch': 3, 'base_ch': 16, 'num_module': 3, 'unrestricted': True,
               'init': 'kaiming'}, 1),
 }
-BLIND_SPOT = {'D_A': False, 'D_AS': True}
+UNRESTRICTED = {'D_A': False, 'D_AS': True}
 DEFAULT_DENOISER = 'DnCNN'   # ratio / lambda / variants groups: the cheapest network, chosen before any run
 LAMBDAS = (0.0, 0.01, 0.1, 1.0)
 DEFAULT_LAMBDA = 0.01        # the method section's lambda; the lambda group shows the others
@@ -131,11 +131,11 @@ class Row:
 def identity_net(name, tiny):
     base_ch, num_module = (8, 2) if tiny else (16, 3)
     return {'type': 'DBSNl', 'in_ch': 3, 'out_ch': 3, 'base_ch': base_ch, 'num_module': num_module,
-            'unrestricted': BLIND_SPOT[name], 'init': 'kaiming'}, 1
+            'unrestricted': UNRESTRICTED[name], 'init': 'kaiming'}, 1
 
 
 def network_spec(model, tiny):
-    if model.denoiser in BLIND_SPOT:
+    if model.denoiser in UNRESTRICTED:
         return identity_net(model.denoiser, tiny)
     spec, multiple = DENOISERS[model.denoiser]
     if tiny:
@@ -309,6 +309,12 @@ def noisy_baseline(val, config):
 
 
 # ------------------------------------------------------------------------------------------------------- reporting
+def spread(row, key, digits):
+    """``mean`` or, over several seeds, ``mean ± standard deviation``."""
+    text = f'{row[key]:.{digits}f}'
+    return text + (f' ± {row[key + "_std"]:.{digits}f}' if key + '_std' in row else '')
+
+
 def markdown(results, baseline, config, command):
     lines = ['# AMSNet ablation (scripts/ablate.py)', '', f'Command: `{command}`', '',
              f'Budget per training run: ' + (f'{config.iters} iterations' if config.iters else
@@ -334,9 +340,10 @@ def markdown(results, baseline, config, command):
         lines += [f'## {group}', '', '| setting | PSNR | SSIM | to noisy | CB | final loss | params | iters | '
                   'train CPU s | train wall s | eval s |', '|---|---|---|---|---|---|---|---|---|---|---|']
         for r in rows:
-            lines.append(f'| {r["setting"]} | {r["psnr"]:.2f} | {r["ssim"]:.4f} | {r["psnr_to_noisy"]:.2f} | '
-                         f'{r["checkerboard"]:.2f} | {r["loss"]:.4f} | {r["params"] / 1e3:.0f}K | {r["iters"]} | '
-                         f'{r["train_cpu_s"]:.0f} | {r["train_wall_s"]:.0f} | {r["eval_cpu_s"]:.1f} |')
+            lines.append(f'| {r["setting"]} | {spread(r, "psnr", 2)} | {spread(r, "ssim", 4)} | '
+                         f'{spread(r, "psnr_to_noisy", 2)} | {spread(r, "checkerboard", 2)} | {spread(r, "loss", 4)} | '
+                         f'{r["params"] / 1e3:.0f}K | {r["iters"]} | {r["train_cpu_s"]:.0f} | '
+                         f'{r["train_wall_s"]:.0f} | {r["eval_cpu_s"]:.1f} |')
         lines.append('')
     return '\n'.join(lines)
 
@@ -413,6 +420,9 @@ def parse_args(argv=None):
     parser.add_argument('--train-stride', type=int, default=5)
     parser.add_argument('--test-stride', type=int, default=2)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seeds', type=int, default=1,
+                        help='repeat every run for seeds --seed .. --seed + N - 1 (data noise, crops, masks, '
+                        'initialisation) and report mean ± standard deviation')
     parser.add_argument('--threads', type=int, default=1, help='torch threads (1: CPU-time budgets are comparable)')
     parser.add_argument('--train-dir', help='folder of noisy training images (default: embedded demo data)')
     parser.add_argument('--val-noisy', help='folder of noisy validation images')
@@ -453,9 +463,6 @@ def run(argv=None):
     if args.tiny:
         config = dataclasses.replace(config, iters=args.iters or 3, finetune_iters=args.finetune_iters or 2, crop=40,
                                      batch=2, finetune_crop=40, finetune_batch=1, r3_times=2)
-    train_images, val = (folder_data(args.train_dir, args.val_noisy, args.val_clean) if args.train_dir
-                         else demo_ablation_data(args.tiny, config.seed))
-    train_tensors = [to_tensor(image) for _, image in train_images]
     log = open(out / 'ablation.log', 'w')
 
     def say(text):
@@ -464,6 +471,43 @@ def run(argv=None):
         log.flush()
 
     command = 'python scripts/ablate.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    runs = [run_seed(args, groups, denoisers, dataclasses.replace(config, seed=seed), say)
+            for seed in range(config.seed, config.seed + args.seeds)]
+    results, outputs, baseline, baseline_images = runs[0] if len(runs) == 1 else (
+        over_seeds([run[0] for run in runs]), runs[0][1], over_seeds([[run[2]] for run in runs])[0], runs[0][3])
+    (out / 'ablation.md').write_text(markdown(results, baseline, config, command) + '\n')
+    (out / 'ablation.json').write_text(json.dumps({'command': command, 'config': dataclasses.asdict(config),
+                                                   'seeds': list(range(config.seed, config.seed + args.seeds)),
+                                                   'noisy': baseline, 'rows': results}, indent=1, default=float))
+    figure(results, outputs, baseline_images[0], baseline, out / 'ablation.png')
+    say(f'wrote {out / "ablation.md"}, {out / "ablation.json"}, {out / "ablation.png"}')
+    log.close()
+    return results
+
+
+SPREAD_KEYS = ('psnr', 'ssim', 'psnr_to_noisy', 'checkerboard', 'loss')
+
+
+def over_seeds(runs):
+    """Rows of several seeds (same plan) -> one row each: the mean of every score, its sample standard deviation
+    (``<key>_std``) and the per-seed values (``<key>_per_seed``); the other fields are the first seed's."""
+    merged = []
+    for rows in zip(*runs):
+        row = dict(rows[0])
+        for key in SPREAD_KEYS:
+            if key in row:
+                values = [float(r[key]) for r in rows]
+                row.update({key: float(np.mean(values)), f'{key}_std': float(np.std(values, ddof=1)),
+                            f'{key}_per_seed': values})
+        merged.append(row)
+    return merged
+
+
+def run_seed(args, groups, denoisers, config, say):
+    """Every run of the plan with ``config.seed``: (result rows, output images, noisy baseline, its images)."""
+    train_images, val = (folder_data(args.train_dir, args.val_noisy, args.val_clean) if args.train_dir
+                         else demo_ablation_data(args.tiny, config.seed))
+    train_tensors = [to_tensor(image) for _, image in train_images]
     baseline, baseline_images = noisy_baseline(val, config)
     say(f'noisy input: PSNR {baseline["psnr"]:.2f} dB over {len(val)} validation images; {len(train_images)} '
         f'training images; config {config}')
@@ -499,11 +543,4 @@ def run(argv=None):
             f'to-noisy {result["psnr_to_noisy"]:.2f}  CB {result["checkerboard"]:.2f}  iters {record["iters"]}')
         results.append(result)
         outputs.append(images)
-
-    (out / 'ablation.md').write_text(markdown(results, baseline, config, command) + '\n')
-    (out / 'ablation.json').write_text(json.dumps({'command': command, 'config': dataclasses.asdict(config),
-                                                   'noisy': baseline, 'rows': results}, indent=1, default=float))
-    figure(results, outputs, baseline_images[0], baseline, out / 'ablation.png')
-    say(f'wrote {out / "ablation.md"}, {out / "ablation.json"}, {out / "ablation.png"}')
-    log.close()
-    return results
+    return results, outputs, baseline, baseline_images

@@ -49,7 +49,7 @@ ARCHS = {
                   {'tiny': dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2]),
                    'small': dict(dim=16, num_blocks=[1, 2, 2, 2], num_refinement_blocks=1, heads=[1, 2, 4, 8]),
                    'paper': dict(dim=48, num_blocks=[4, 6, 6, 8], num_refinement_blocks=4, heads=[1, 2, 4, 8])}),
-    'NAFNet': (16, {'type': 'NAFNet', 'img_channel': 3},
+    'NAFNet': (16, {'type': 'NAFNetBase', 'img_channel': 3},  # the authors' NAFNet (baseline blocks)
                {'tiny': dict(width=8, middle_blk_num=1, enc_blk_nums=[1, 1, 1, 1], dec_blk_nums=[1, 1, 1, 1]),
                 'small': dict(width=16, middle_blk_num=2, enc_blk_nums=[1, 1, 2, 2], dec_blk_nums=[1, 1, 1, 1]),
                 'paper': dict(width=32, middle_blk_num=12, enc_blk_nums=[2, 2, 4, 8], dec_blk_nums=[2, 2, 2, 2])}),

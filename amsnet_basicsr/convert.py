@@ -1,8 +1,8 @@
 """Convert an official AMSNet checkpoint (PyTorch Lightning) into a BasicSR ``net_g`` file.
 
 The authors' checkpoints hold the denoiser D_E under ``state_dict`` with the prefix ``net.dn.branches.0.``
-and the original Restormer / NAFNet-baseline / UNet parameter names. This strips the prefix, loads the result
-into ``network_g`` built from a BasicSR options file (strict by default), and writes ``{'params': ...}``:
+and the parameter names of their modules. This strips the prefix, loads the result into ``network_g`` built from
+a BasicSR options file (strict by default), and writes ``{'params': ...}``:
 
     python scripts/convert_official_checkpoint.py official.ckpt -opt options/test_SIDD.yml \\
         -o experiments/pretrained_models/AMSNet_Restormer_SIDD.pth
@@ -10,6 +10,11 @@ into ``network_g`` built from a BasicSR options file (strict by default), and wr
 Missing and unexpected keys are printed; a checkpoint whose tensors do not fit the options' architecture
 (shape mismatch, nothing matching, or missing/unexpected keys under strict loading) is refused with exit
 status 2. The output is written atomically and never replaces an existing file without ``--force``.
+
+Tested to load strictly (on files with the authors' key names and shapes): their NAFNet, which is ``NAFNetBase``
+(NAFNet's baseline blocks, options/train_AMSNet_NAFNet.yml; spandrel's standard ``NAFNet`` does not take it), their
+Restormer (options/train_AMSNet_Restormer.yml) and their UNet (options/train_AMSNet_UNet.yml). Their DeamNet
+checkpoint is untested.
 """
 import argparse
 import sys

@@ -332,9 +332,13 @@ def parse_args(argv=None):
     budget.add_argument('--minutes', type=float, default=None,
                         help='training time budget: the iterations are set from a speed measurement on this machine')
     parser.add_argument('--seed', type=int, default=0, help='noise, crops, masks and initialisation seed')
+    parser.add_argument('--seeds', type=int, default=1,
+                        help='run seeds --seed .. --seed + N - 1 (each in <out>/seed_<s>) and report mean ± spread')
     parser.add_argument('--quick', action='store_true', help='tiny configuration (seconds; checks the pipeline only)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing demo output folder')
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error('--seeds must be >= 1')
     if args.iters is not None and args.iters < 1:
         parser.error('--iters must be >= 1')
     if args.minutes is not None and not (args.minutes > 0 and math.isfinite(args.minutes)):
@@ -343,24 +347,70 @@ def parse_args(argv=None):
 
 
 def run_demo(argv=None):
-    """The whole demo (module docstring); returns the summary that is also written to results.json."""
+    """The whole demo (module docstring) for one seed, or for ``--seeds`` N seeds with a mean ± spread summary;
+    returns the summary that is also written to ``results.json``."""
     args = parse_args(argv)
     start = time.time()
-    config = CONFIGS['quick' if args.quick else 'full']
     out = osp.abspath(args.out)
     prepare_output(out, args.overwrite)
 
     def log(message):
         print(f'[amsnet-demo {time.time() - start:6.1f}s] {message}', flush=True)
 
-    data = build_data(out, config, args.seed, log)
+    if args.seeds == 1:
+        return run_seed(args, out, args.seed, log, start)
+    summaries = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        log(f'----- seed {seed}')
+        seed_out = osp.join(out, f'seed_{seed}')
+        os.makedirs(seed_out)
+        summaries.append(run_seed(args, seed_out, seed, log, time.time()))
+    summary = seeds_summary(summaries, total_seconds=time.time() - start)
+    table = write_seeds_report(out, summary, CONFIGS['quick' if args.quick else 'full']['test_images'])
+    print(table, flush=True)
+    return summary
+
+
+def seeds_summary(summaries, *, total_seconds):
+    """Mean, sample standard deviation and range over seeds of every method's mean PSNR / SSIM."""
+    rows = []
+    for index, first in enumerate(summaries[0]['rows']):
+        psnrs = [summary['rows'][index]['psnr'] for summary in summaries]
+        ssims = [summary['rows'][index]['ssim'] for summary in summaries]
+        rows.append(dict(method=first['method'], psnr_mean=float(np.mean(psnrs)), psnr_std=float(np.std(psnrs, ddof=1)),
+                         psnr_min=float(min(psnrs)), psnr_max=float(max(psnrs)), ssim_mean=float(np.mean(ssims)),
+                         ssim_std=float(np.std(ssims, ddof=1)), psnr_per_seed=psnrs, ssim_per_seed=ssims))
+    return dict(seeds=[summary['seed'] for summary in summaries], iterations=summaries[0]['iterations'],
+                test_blocks=summaries[0]['test_blocks'], total_seconds=total_seconds, rows=rows)
+
+
+def write_seeds_report(out, summary, test_images):
+    """results.md (returned) and results.json of a several-seed run: mean ± standard deviation (min-max)."""
+    seeds = summary['seeds']
+    lines = [f'AMSNet demo over seeds {", ".join(map(str, seeds))}: {len(summary["test_blocks"])} held-apart test '
+             f'blocks of {", ".join(test_images)}, {summary["iterations"]} training iterations per seed; mean ± '
+             'standard deviation over seeds (min-max)', '', '| method | PSNR (dB) | SSIM |', '| --- | --- | --- |']
+    lines += [f'| {row["method"]} | {row["psnr_mean"]:.2f} ± {row["psnr_std"]:.2f} ({row["psnr_min"]:.2f}-'
+              f'{row["psnr_max"]:.2f}) | {row["ssim_mean"]:.4f} ± {row["ssim_std"]:.4f} |' for row in summary['rows']]
+    lines += ['', f'total {summary["total_seconds"]:.0f} s; each seed in seed_<s>/ (results, curve, images, weights)']
+    table = '\n'.join(lines)
+    with open(osp.join(out, 'results.md'), 'w') as handle:
+        handle.write(table + '\n')
+    with open(osp.join(out, 'results.json'), 'w') as handle:
+        json.dump(summary, handle, indent=2)
+    return table
+
+
+def run_seed(args, out, seed, log, start):
+    """One demo run with ``seed`` in ``out`` (data, options, training, held-apart evaluation, reports)."""
+    config = CONFIGS['quick' if args.quick else 'full']
+    data = build_data(out, config, seed, log)
     iters = args.iters or config['iters']
     if args.minutes is not None:
-        torch.manual_seed(args.seed)
-        iters, rate = iterations_for_minutes(train_options(config, data, seed=args.seed, iters=iters), data,
-                                             args.minutes)
+        torch.manual_seed(seed)
+        iters, rate = iterations_for_minutes(train_options(config, data, seed=seed, iters=iters), data, args.minutes)
         log(f'measured {rate:.1f} it/s -> {iters} iterations for {args.minutes} min of training')
-    options = train_options(config, data, seed=args.seed, iters=iters)
+    options = train_options(config, data, seed=seed, iters=iters)
     options_path = write_options(out, options)
     log(f'options: {options_path}')
 
@@ -372,7 +422,7 @@ def run_demo(argv=None):
     # ----- held-apart test: noisy input, untrained D_E, trained D_E (MMDB only = B, MMDB + R3 = B-E)
     weights = osp.join(out, 'experiments', EXPERIMENT, 'models', 'net_g_latest.pth')
     trained = torch.load(weights, map_location='cpu', weights_only=True)['params']
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     untrained = build_network(copy.deepcopy(options['network_g'])).state_dict()
     val = evaluate(in_process_model(options, is_train=False, state_dict=untrained), data['val'])
     curve.insert(0, [0, None, float(np.mean([r['psnr'] for r in val]))])
@@ -393,7 +443,7 @@ def run_demo(argv=None):
                 osp.join(images, f'{result["key"]}_noisy_denoised_clean.png'))
 
     keys = [key for key, _, _ in data['test']]
-    summary = dict(iterations=iters, seed=args.seed, train_seconds=train_seconds, total_seconds=time.time() - start,
+    summary = dict(iterations=iters, seed=seed, train_seconds=train_seconds, total_seconds=time.time() - start,
                    test_blocks=keys, curve=curve,
                    rows=[dict(method=label, psnr=float(np.mean(p)), ssim=float(np.mean(s)),
                               psnr_per_block=[float(v) for v in p]) for label, p, s in rows])

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from . import image_io, tiling
 from .config import SchemeConfig
-from .errors import EXIT_BAD_INPUT, EXIT_PARTIAL_FAILURE, AMSNetError, ImageError, SetupError
+from .errors import EXIT_PARTIAL_FAILURE, AMSNetError, ImageError, SetupError, report
 from .masks import PositionalMasks
 from .options_check import check_network_options
 
@@ -297,11 +297,9 @@ def main(argv=None):
         settings = make_settings(args, options, net)
         files = find_images(args.input, args.output)
     except AMSNetError as error:
-        print(f'amsnet-denoise: error: {error}', file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return report('amsnet-denoise', error)
     if not files:
-        print(f'amsnet-denoise: no images ({", ".join(IMAGE_EXTENSIONS)}) under {args.input}', file=sys.stderr)
-        return 1
+        return report('amsnet-denoise', SetupError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) under {args.input}'))
     output_dir = Path(args.output)
     failed, skipped, done = [], [], 0
     start = time.perf_counter()

@@ -8,6 +8,7 @@ bare tracebacks (KeyError, TypeError in a constructor, ZeroDivisionError). ``ams
 import inspect
 import math
 import os
+import warnings
 
 import torch
 
@@ -117,9 +118,9 @@ def check_dataset_options(opt):
             if path is not None and not os.path.exists(os.path.expanduser(str(path))):
                 raise OptionError(f'{prefix}.{key}: {path} does not exist (relative paths are resolved against the '
                                   f'current directory {os.getcwd()})')
-        if dataset.get('type') in DIRECT_READERS and 'io_backend' in dataset:
-            raise OptionError(f'{prefix}.io_backend: {dataset["type"]} reads its files itself and never uses '
-                              'io_backend; remove the key')
+        if dataset.get('type') in DIRECT_READERS and 'io_backend' in dataset:  # older files have it: keep them working
+            warnings.warn(f'{prefix}.io_backend: {dataset["type"]} reads its files itself and never uses io_backend; '
+                          'the key is ignored (remove it)', stacklevel=2)
         backend = (dataset.get('io_backend') or {}).get('type')
         if dataset.get('type') == 'NoisyImageDataset' and backend not in IO_BACKENDS:
             raise OptionError(f'{prefix}.io_backend.type: {backend!r} is not one of {", ".join(IO_BACKENDS)}')

@@ -157,16 +157,25 @@ def denoise(denoiser, noisy, masks, *, coords=None, stride=2, num_branches=2, ma
 
 
 def smoothness_prior(image, eps=1e-6):
-    """L_p (Eq. 9): isotropic total variation sqrt(dx^2 + dy^2 + eps), averaged per pixel and channel."""
+    """L_p (Eq. 9): isotropic total variation sqrt(dx^2 + dy^2 + eps) of every channel, averaged over the pixels and
+    the channels (Eq. 9 sums; the mean makes it comparable with the per-pixel L1 term of :func:`finetune_loss`)."""
     dy = image[..., 1:, :-1] - image[..., :-1, :-1]
     dx = image[..., :-1, 1:] - image[..., :-1, :-1]
     return torch.sqrt(dx * dx + dy * dy + eps).mean()
 
 
 def finetune_loss(denoised, noisy, smoothness_weight=0.01):
-    """L_t (Eq. 10) = lambda * L_p(I_DN) + ||I_DN - I_N||_1, both terms per-pixel means.
+    """L_t (Eq. 10) = lambda * L_p(I_DN) + ||I_DN - I_N||_1, both terms means over pixels and channels.
 
-    ``denoised`` is the full MMDB output, in which every pixel was predicted from an input where it was
-    zeroed, so the L1 term to the noisy image cannot be minimised by the identity.
+    ``denoised`` is the full MMDB output, in which every pixel was predicted from an input where it was zeroed, so
+    the L1 term to the noisy image cannot be minimised by the identity.
+
+    Normalisation of lambda (``smoothness_weight``). Eq. 9-10 read literally -- both terms sums over the same
+    pixels and channels -- give exactly this loss times N*C, so lambda here equals the paper's lambda (0.01 in
+    Sec. 3.5; Fig. 11 favours 0.1). Two other conventions are common and change the scale: a colour total
+    variation with the channels summed inside the square root is 1.85-1.95x this per-channel L_p on the demo's
+    photos (clean and noisy), so lambda_colour = lambda / 1.9; and summing the k per-branch mask losses
+    (sum_i L_m, each a mean over its branch's masked pixels, as the authors' code does) makes the data term k times
+    this one, so lambda_per_branch = k * lambda.
     """
     return smoothness_weight * smoothness_prior(denoised) + (denoised - noisy).abs().mean()

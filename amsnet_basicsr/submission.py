@@ -1,10 +1,16 @@
-"""Benchmark submission files: SIDD ``SubmitSrgb.mat`` and the DND sRGB bundle.
+"""Benchmark submission files: SIDD ``SubmitSrgb.mat`` + ``SubmitSrgb.csv``, the DND sRGB bundle, and the
+clean-free validation metric ``masked_holdout``.
 
-Writers (pure numpy / scipy):
+Writers (pure numpy / scipy; every file is written to a temporary name and renamed, so a crash never leaves a
+truncated submission):
 
 * :func:`write_sidd_submission` -- ``SubmitSrgb.mat`` with ``DenoisedBlocksSrgb`` (a 40x32 MATLAB cell array of
   uint8 256x256x3 RGB blocks), ``TimeMPSrgb`` (seconds per megapixel) and the ``OptionalData`` struct
   (MethodName, Authors, PaperTitle, Venue), as the SIDD kit's ``BenchmarkSubmission`` script saves it.
+* :func:`write_sidd_csv` -- ``SubmitSrgb.csv``, the same blocks in the format of the Kaggle-hosted SIDD benchmark:
+  header ``ID,BLOCK``, one row per block, ID = image * 32 + block (0..1279, the order of the 40x32 cell array),
+  BLOCK = base64 of the block's raw uint8 256x256x3 bytes (C order, RGB as in the .mat). :func:`read_sidd_csv`
+  decodes it back to the (40, 32, 256, 256, 3) array.
 * :func:`write_dnd_image` -- one ``%04d.mat`` of the DND bundle: ``Idenoised`` (1x20 cell of float32 HxWx3 crops in
   [0, 1]), ``israw`` false, ``eval_version`` '1.0', as the DND kit's ``bundle_submissions_srgb`` saves it.
 
@@ -17,7 +23,14 @@ Collector used by the model during ``test.py`` (a dataset whose options carry ``
 
 SIDD blocks are quantised exactly like BasicSR's ``tensor2img`` (clamp to [0, 1], x255, round); DND crops are the
 float32 outputs clamped to [0, 1]. DND images are written as soon as their 20 crops are in, so memory stays small.
+
+Clean-free validation (:class:`SubmissionMixin`): a ``val.metrics`` entry ``{type: masked_holdout}`` is the masked
+hold-out loss -- L_m (Eq. 4) of the single-mask training forward (Eq. 2-3, PD at ``amsnet.train_stride``) with a
+fixed mask seeded by ``amsnet.seed``, against the noisy input itself. It reads no clean image, is deterministic and
+lower is better (``better: lower`` is filled in); on a validation set without reference images it replaces the
+metrics that need one.
 """
+import base64
 import os
 import os.path as osp
 import time
@@ -26,7 +39,16 @@ import numpy as np
 import scipy.io
 import torch
 
+from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
+from basicsr.utils.registry import METRIC_REGISTRY
+
 from .errors import DataError, OptionError
+
+SIDD_CSV_NAME = 'SubmitSrgb.csv'
+SIDD_CSV_HEADER = 'ID,BLOCK'
+SIDD_BLOCKS_PER_IMAGE = 32
+SIDD_BLOCK_SHAPE = (256, 256, 3)
+HOLDOUT_METRIC = 'masked_holdout'
 
 DEFAULT_OPTIONAL_DATA = {
     'MethodName': 'AMSNet',
@@ -54,6 +76,31 @@ def _cell(items, shape):
     return cell
 
 
+def atomic_write(path, write, mode='wb'):
+    """Call ``write(handle)`` on a temporary file next to ``path``, fsync it and ``os.replace`` it onto ``path``
+    (its folder is created): readers see the old file or the complete new one, never a truncated one."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    temp_path = f'{path}.tmp{os.getpid()}'
+    try:
+        with open(temp_path, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_path, path)
+    except BaseException:
+        if osp.exists(temp_path):
+            os.remove(temp_path)
+        raise
+    return path
+
+
+def _check_blocks(blocks):
+    blocks = np.asarray(blocks)
+    if blocks.dtype != np.uint8 or blocks.ndim != 5 or blocks.shape[-1] != 3:
+        raise DataError(f'blocks must be uint8 (images, blocks, H, W, 3), got {blocks.dtype} {blocks.shape}')
+    return blocks
+
+
 def write_sidd_submission(path, blocks, time_mp, optional_data=None):
     """Write ``SubmitSrgb.mat``.
 
@@ -63,18 +110,61 @@ def write_sidd_submission(path, blocks, time_mp, optional_data=None):
         time_mp: seconds per megapixel (``TimeMPSrgb``).
         optional_data: dict of strings for ``OptionalData`` (defaults: :data:`DEFAULT_OPTIONAL_DATA`).
     """
-    blocks = np.asarray(blocks)
-    if blocks.dtype != np.uint8 or blocks.ndim != 5 or blocks.shape[-1] != 3:
-        raise DataError(f'blocks must be uint8 (images, blocks, H, W, 3), got {blocks.dtype} {blocks.shape}')
+    blocks = _check_blocks(blocks)
     data = dict(DEFAULT_OPTIONAL_DATA)
     data.update(optional_data or {})
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    scipy.io.savemat(path, {
+    contents = {
         'DenoisedBlocksSrgb': _cell(blocks, blocks.shape[:2]),
         'TimeMPSrgb': float(time_mp),
         'OptionalData': {key: str(value) for key, value in data.items()},
-    }, do_compression=True)
-    return path
+    }
+    return atomic_write(path, lambda handle: scipy.io.savemat(handle, contents, do_compression=True))
+
+
+def write_sidd_csv(path, blocks):
+    """Write ``SubmitSrgb.csv`` (module docstring): header ``ID,BLOCK``; row ID = image * blocks_per_image + block,
+    BLOCK = base64 of the block's raw uint8 bytes (C order, H x W x 3 RGB). ``blocks`` as for
+    :func:`write_sidd_submission`. Written row by row, so the ~340 MB of the full benchmark never sit in memory."""
+    blocks = _check_blocks(blocks)
+
+    def write(handle):
+        handle.write(SIDD_CSV_HEADER + '\n')
+        for row, (image, block) in enumerate(np.ndindex(*blocks.shape[:2])):
+            encoded = base64.b64encode(np.ascontiguousarray(blocks[image, block]).tobytes()).decode('ascii')
+            handle.write(f'{row},{encoded}\n')
+    return atomic_write(path, write, mode='w')
+
+
+def read_sidd_csv(path, blocks_per_image=SIDD_BLOCKS_PER_IMAGE, block_shape=SIDD_BLOCK_SHAPE):
+    """Decode a :func:`write_sidd_csv` file back to the uint8 (images, blocks_per_image, *block_shape) array
+    ((40, 32, 256, 256, 3) for the SIDD benchmark). Raises :class:`DataError` naming the file and the line when the
+    header is not ``ID,BLOCK``, the IDs are not 0, 1, 2, ... in order, a block does not decode to
+    ``block_shape`` bytes, or the rows do not fill whole images."""
+    block_shape = tuple(block_shape)
+    size = int(np.prod(block_shape))
+    decoded = []
+    with open(path, 'r', newline='') as handle:
+        header = handle.readline().rstrip('\r\n')
+        if header != SIDD_CSV_HEADER:
+            raise DataError(f'{path}: header must be {SIDD_CSV_HEADER!r}, got {header[:40]!r}')
+        for line_number, line in enumerate(handle, start=2):
+            line = line.rstrip('\r\n')
+            if not line:
+                continue
+            ident, _, encoded = line.partition(',')
+            if ident != str(len(decoded)):
+                raise DataError(f'{path} line {line_number}: ID must be {len(decoded)}, got {ident[:20]!r}')
+            try:
+                raw = base64.b64decode(encoded, validate=True)
+            except ValueError as error:
+                raise DataError(f'{path} line {line_number}: BLOCK is not base64 ({error})') from error
+            if len(raw) != size:
+                raise DataError(f'{path} line {line_number}: BLOCK has {len(raw)} bytes, expected {size} '
+                                f'(uint8 {block_shape})')
+            decoded.append(np.frombuffer(raw, dtype=np.uint8).reshape(block_shape))
+    if not decoded or len(decoded) % blocks_per_image:
+        raise DataError(f'{path}: {len(decoded)} blocks, not a positive multiple of {blocks_per_image} per image')
+    return np.stack(decoded).reshape((len(decoded) // blocks_per_image, blocks_per_image) + block_shape)
 
 
 def write_dnd_image(folder, image_index, crops):
@@ -88,8 +178,8 @@ def write_dnd_image(folder, image_index, crops):
     for index, crop in enumerate(crops):
         cell[0, index] = crop
     path = osp.join(folder, f'{image_index + 1:04d}.mat')
-    scipy.io.savemat(path, {'Idenoised': cell, 'israw': False, 'eval_version': '1.0'})
-    return path
+    return atomic_write(path, lambda handle: scipy.io.savemat(
+        handle, {'Idenoised': cell, 'israw': False, 'eval_version': '1.0'}))
 
 
 def _ids(data, key, batch):
@@ -170,12 +260,14 @@ class SubmissionCollector:
         return self.seconds / self.megapixels if self.megapixels and self.timed_calls else 0.0
 
     def finalize(self):
-        """Write what remains and return the list of files; raises ValueError if blocks are missing."""
+        """Write what remains and return the list of files (SIDD: ``SubmitSrgb.mat``, then ``SubmitSrgb.csv``);
+        raises :class:`DataError` if blocks are missing."""
         if self.kind == 'sidd':
             if not self.filled.all():
                 raise DataError(f'SIDD submission: {int((~self.filled).sum())} of {self.filled.size} blocks missing')
             self.paths.append(write_sidd_submission(osp.join(self.out_dir, 'SubmitSrgb.mat'), self.blocks,
                                                     self.time_mp, self.optional_data))
+            self.paths.append(write_sidd_csv(osp.join(self.out_dir, SIDD_CSV_NAME), self.blocks))
         else:
             missing = sorted(set(range(self.num_images)) - self.written)
             if missing:
@@ -187,7 +279,8 @@ class SubmissionCollector:
 def build_submission_collector(dataset, opt):
     """A :class:`SubmissionCollector` when ``dataset.opt['submission']`` is set, else None.
 
-    Files go to ``<results_root>/<dataset name>/`` (``SubmitSrgb.mat``, or the DND ``bundled/`` folder). The
+    Files go to ``<results_root>/<dataset name>/`` (``SubmitSrgb.mat`` and ``SubmitSrgb.csv``, or the DND
+    ``bundled/`` folder). The
     dataset must cover every block (no ``num_blocks`` / ``block_indices`` subset). ``dataset.opt['submission_info']``
     overrides the SIDD ``OptionalData`` fields.
     """
@@ -212,15 +305,59 @@ def build_submission_collector(dataset, opt):
                                optional_data=dataset.opt.get('submission_info'))
 
 
+@METRIC_REGISTRY.register()
+def masked_holdout(img, loss=None, **kwargs):
+    """The BasicSR-metric form of the masked hold-out loss (module docstring): the value that
+    :class:`SubmissionMixin` computed for the current image (the model's ``masked_holdout_loss``, L_m of Eq. 4 on a
+    fixed mask) and passed in as ``loss``. It needs the network, not the output image, so it only exists inside the
+    validation of a model with the mixin."""
+    if loss is None:
+        raise OptionError(f'val.metrics: type {HOLDOUT_METRIC} is computed by the validation of AMSNetModel '
+                          '(SubmissionMixin); it cannot be calculated from output images alone')
+    return float(loss)
+
+
 class SubmissionMixin:
-    """Adds submission files and GT-less test sets to a BasicSR ``SRModel`` subclass, without touching its loop.
+    """Adds submission files, GT-less test sets and the clean-free ``masked_holdout`` metric to a BasicSR
+    ``SRModel`` subclass, without touching its loop.
 
     Use as the first base: ``class AMSNetModel(SubmissionMixin, SRModel)``. During ``nondist_validation`` on a
     dataset with ``submission: sidd|dnd`` it times each ``test()`` (the span between ``feed_data`` and
     ``get_current_visuals``, which SRModel's loop calls right before and after it), collects ``self.output`` and
-    writes the files at the end. On a dataset with ``has_gt = False`` the metrics are skipped for that dataset (BasicSR
-    would fail in calculate_psnr without a reference). It logs where images and files went.
+    writes the files at the end. ``val.metrics`` entries of type ``masked_holdout`` are computed for every dataset
+    from ``self.lq`` alone by the model's ``masked_holdout_loss`` (right after the timed ``test()``) and go through
+    BasicSR's own averaging, best-value tracking (``better: lower``) and logging. On a dataset with ``has_gt =
+    False`` the metrics that need a reference are dropped for that dataset (BasicSR would fail in calculate_psnr
+    without one) and the ``masked_holdout`` entries are kept -- a default one is added when there is none, so a
+    noisy-only validation set is still scored; a model without ``masked_holdout_loss`` skips its metrics, as
+    before. It logs what it did and where images and files went.
     """
+
+    def _validation_metrics(self, name, metrics, has_gt, logger):
+        """The ``val.metrics`` to run on dataset ``name`` (copies; the options are never changed) or None."""
+        if metrics is None:
+            return None
+        holdout = {}
+        for key, metric_opt in metrics.items():
+            if metric_opt.get('type') == HOLDOUT_METRIC:
+                holdout[key] = {**metric_opt, 'better': metric_opt.get('better', 'lower')}
+                if holdout[key]['better'] != 'lower':
+                    raise OptionError(f"val.metrics.{key}.better must be 'lower' for type {HOLDOUT_METRIC} (a "
+                                      f"loss), got {holdout[key]['better']!r}")
+        if holdout and not hasattr(self, 'masked_holdout_loss'):
+            raise OptionError(f'val.metrics: type {HOLDOUT_METRIC} needs a model with masked_holdout_loss '
+                              f'(AMSNetModel), got {type(self).__name__}')
+        if has_gt:
+            return {key: holdout.get(key, metric_opt) for key, metric_opt in metrics.items()}
+        skipped = ', '.join(key for key in metrics if key not in holdout)
+        if not hasattr(self, 'masked_holdout_loss'):
+            logger.info(f'{name} has no reference images: metrics skipped for it.')
+            return None
+        holdout = holdout or {HOLDOUT_METRIC: {'type': HOLDOUT_METRIC, 'better': 'lower'}}
+        logger.info(f'{name} has no reference images: metrics skipped for it. Validating it by '
+                    f'{", ".join(holdout)} (masked hold-out loss: L_m on fixed masks, no clean image, lower is '
+                    f'better) instead of {skipped or "nothing"}.')
+        return holdout
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         from basicsr.utils import get_root_logger
@@ -232,25 +369,27 @@ class SubmissionMixin:
         has_gt = getattr(dataset, 'has_gt', None)
         if has_gt is None:  # datasets of basicsr or other plugins: look at one item
             has_gt = 'gt' in dataset[0]
-        skip_metrics = metrics is not None and not has_gt
-        if skip_metrics:
-            logger.info(f'{name} has no reference images: metrics skipped for it.')
-            val_opt['metrics'] = None
+        active = self._validation_metrics(name, metrics, has_gt, logger)
+        self._holdout_metrics = [metric_opt for metric_opt in (active or {}).values()
+                                 if metric_opt.get('type') == HOLDOUT_METRIC]
+        val_opt['metrics'] = active
+        if active is not None:  # SRModel keeps the metric names of its first validation; these are this set's
+            self.metric_results = {key: 0 for key in active}
         self._submission = build_submission_collector(dataset, self.opt)
         self._submission_batch = None
         try:
             super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
             collector = self._submission
         finally:
-            if skip_metrics:
-                val_opt['metrics'] = metrics
+            val_opt['metrics'] = metrics
+            self._holdout_metrics = []
             self._submission = None
             self._submission_batch = None
         if save_img and not self.opt['is_train']:
             logger.info(f"{name}: images saved to {osp.join(self.opt['path']['visualization'], name)}")
         if collector is not None:
             paths = collector.finalize()
-            where = paths[0] if collector.kind == 'sidd' else collector.out_dir
+            where = ' and '.join(paths) if collector.kind == 'sidd' else collector.out_dir
             logger.info(f'{name}: {collector.kind.upper()} submission written to {where} ({len(paths)} file(s)); '
                         f'{collector.time_mp:.3f} s per megapixel')
 
@@ -266,4 +405,8 @@ class SubmissionMixin:
             collector.stop_timer()
             collector.add(self._submission_batch, self.output)
             self._submission_batch = None
+        if getattr(self, '_holdout_metrics', None):  # after the timer: not part of the submission's runtime
+            loss = self.masked_holdout_loss(self.lq)
+            for metric_opt in self._holdout_metrics:
+                metric_opt['loss'] = loss  # read by masked_holdout() when SRModel's loop calculates the metrics
         return super().get_current_visuals()

@@ -2,11 +2,13 @@
 BasicSR model classes with BasicSR's cosine schedule, a CPU budget becomes iterations by timing the model's own
 training step; end to end (slow) in its --tiny configuration every group runs and the table, numbers and figure are
 written; the checkerboard measure behaves as documented."""
+import itertools
 import json
 import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -49,11 +51,12 @@ def test_ablate_tiny_writes_table_json_and_figure(tmp_path):
 def training_steps(monkeypatch):
     """(model class, stage, learning rate, batch shape) of every training step (one per model and iteration, also
     when a subclass's optimize_parameters calls its parent's)."""
-    steps = {}
+    steps, models = {}, itertools.count()
     for cls in (AMSNetModel, APBSNModel):
         def counting(self, current_iter, original=cls.optimize_parameters):
-            steps.setdefault((id(self), current_iter), (type(self).__name__, getattr(self, 'stage', None),
-                                                        self.get_current_learning_rate()[0], tuple(self.lq.shape)))
+            model = self.__dict__.setdefault('_probe_model_number', next(models))  # id() is reused after GC
+            steps.setdefault((model, current_iter), (type(self).__name__, getattr(self, 'stage', None),
+                                                     self.get_current_learning_rate()[0], tuple(self.lq.shape)))
             return original(self, current_iter)
         monkeypatch.setattr(cls, 'optimize_parameters', counting)
     return steps
@@ -120,3 +123,17 @@ def test_checkerboard_index_sees_a_periodic_pattern_and_not_a_smooth_error():
     expected = checkerboard_index(torch.from_numpy(a).permute(2, 0, 1)[None] / 255.0,
                                   torch.from_numpy(b).permute(2, 0, 1)[None] / 255.0)
     assert calculate_checkerboard(a, b) == pytest.approx(expected)
+
+
+def test_several_seeds_report_mean_and_sample_spread_per_row(tmp_path):
+    """``--seeds 3``: every row is the mean over the seeds with its sample standard deviation and per-seed values."""
+    results = ablation.run(['--out', str(tmp_path / 'out'), '--tiny', '--groups', 'identity', '--denoisers', '',
+                            '--iters', '2', '--seeds', '3'])
+    summary = json.loads((tmp_path / 'out' / 'ablation.json').read_text())
+    assert summary['seeds'] == [0, 1, 2]
+    for row in results:
+        values = row['psnr_per_seed']
+        assert len(values) == 3 and abs(row['psnr'] - sum(values) / 3) < 1e-9
+        assert abs(row['psnr_std'] - float(np.std(values, ddof=1))) < 1e-9
+    assert '±' in (tmp_path / 'out' / 'ablation.md').read_text()
+    assert len(set(results[0]['psnr_per_seed'])) == 3  # the seeds really differ (noise, crops, masks, weights)

@@ -168,3 +168,30 @@ def test_demo_refuses_to_overwrite_a_non_demo_folder(tmp_path):
     result = _run_demo(out, '--overwrite')
     assert result.returncode != 0 and 'not a previous demo output' in result.stderr
     assert (out / 'thesis.txt').read_text() == 'do not delete'
+
+
+def test_several_seeds_are_summarised_as_mean_and_sample_spread():
+    per_seed = [{'seed': seed, 'iterations': 5, 'test_blocks': ['a'],
+                 'rows': [{'method': 'noisy input', 'psnr': 20.0, 'ssim': 0.5},
+                          {'method': 'trained', 'psnr': psnr, 'ssim': ssim}]}
+                for seed, psnr, ssim in ((0, 30.0, 0.8), (1, 31.0, 0.9), (2, 32.0, 0.7))]
+    summary = demo.seeds_summary(per_seed, total_seconds=1.0)
+    trained = summary['rows'][1]
+    assert summary['seeds'] == [0, 1, 2] and trained['psnr_per_seed'] == [30.0, 31.0, 32.0]
+    assert (trained['psnr_mean'], trained['psnr_std'], trained['psnr_min'], trained['psnr_max']) == (31.0, 1.0, 30.0, 32.0)
+    assert summary['rows'][0]['psnr_std'] == 0.0
+
+
+@pytest.mark.slow
+def test_three_seed_demo_reports_each_seed_and_their_spread(tmp_path):
+    out = tmp_path / 'seeds'
+    result = _run_demo(out, '--iters', '2', '--seeds', '3', '--seed', '4')
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((out / 'results.json').read_text())
+    assert summary['seeds'] == [4, 5, 6]
+    for row in summary['rows']:
+        per_seed = [json.loads((out / f'seed_{seed}' / 'results.json').read_text()) for seed in (4, 5, 6)]
+        expected = [next(r['psnr'] for r in run['rows'] if r['method'] == row['method']) for run in per_seed]
+        assert row['psnr_per_seed'] == expected
+        assert abs(row['psnr_mean'] - sum(expected) / 3) < 1e-9
+    assert '±' in (out / 'results.md').read_text()

@@ -142,6 +142,9 @@ def test_setup_errors_exit_2(tmp_path, model):
     other['path']['pretrain_network_g'] = yaml.safe_load(wrong.read_text())['path']['pretrain_network_g']
     option_file.write_text(yaml.safe_dump(other))
     assert run_cli(image, tmp_path / 'out', '-opt', option_file) == 2  # 1-channel weights, 3-channel net
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    assert run_cli(empty, tmp_path / 'out', '-opt', option_file) == 2  # nothing to denoise: bad input, not partial
     assert not (tmp_path / 'out').exists()
 
 

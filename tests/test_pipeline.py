@@ -91,3 +91,23 @@ def test_every_option_file_passes_the_start_up_checks_and_builds_its_network(opt
     check_model_options(options, STAGE_LOSSES)
     network = build_network(dict(options['network_g']))
     assert isinstance(network, torch.nn.Module) and sum(p.numel() for p in network.parameters()) > 0
+
+
+@pytest.mark.parametrize('option_file', sorted((REPO / 'options').glob('train_AMSNet_*.yml')), ids=lambda path: path.name)
+def test_shipped_schedule_is_cosine_annealing_with_warm_restarts(option_file):
+    """Supplement Sec. 1.3: AdamW at 1e-4, cosine annealing with warm restarts; the files restart every 100 k."""
+    from basicsr.models.lr_scheduler import CosineAnnealingRestartLR
+    train = yaml.load(option_file.read_text(), Loader=ordered_yaml()[0])['train']
+    scheduler_options = dict(train['scheduler'])
+    assert scheduler_options.pop('type') == 'CosineAnnealingRestartLR' and train['optim_g']['lr'] == 1e-4
+    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=train['optim_g']['lr'])
+    scheduler = CosineAnnealingRestartLR(optimizer, **scheduler_options)
+
+    def rate(iteration):
+        scheduler.last_epoch = iteration
+        return scheduler.get_lr()[0]
+
+    assert sum(scheduler_options['periods']) == train['total_iter'] == 400000
+    assert rate(0) == pytest.approx(1e-4) and rate(50000) == pytest.approx(0.5e-4 + 0.5e-7, rel=1e-3)
+    assert rate(100000) < 1e-6 and rate(100001) == pytest.approx(1e-4, rel=1e-6)  # a restart after every 100 k
+    assert rate(350000) == pytest.approx(rate(50000))

@@ -1,4 +1,7 @@
-"""Submission writers (SIDD SubmitSrgb.mat, DND bundle) read back with scipy, and the collector/mixin on datasets."""
+"""Submission writers (SIDD SubmitSrgb.mat + SubmitSrgb.csv, DND bundle) read back, and the collector/mixin on
+datasets."""
+import copy
+
 import h5py
 import numpy as np
 import pytest
@@ -8,9 +11,10 @@ from torch.utils.data import DataLoader
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.models.amsnet_model import AMSNetModel
-from amsnet_basicsr.submission import (DEFAULT_OPTIONAL_DATA, SubmissionCollector, SubmissionMixin,
-                                       build_submission_collector, to_uint8_hwc, write_dnd_image,
-                                       write_sidd_submission)
+from amsnet_basicsr.errors import DataError
+from amsnet_basicsr.submission import (DEFAULT_OPTIONAL_DATA, SIDD_CSV_HEADER, SubmissionCollector, SubmissionMixin,
+                                       build_submission_collector, read_sidd_csv, to_uint8_hwc, write_dnd_image,
+                                       write_sidd_csv, write_sidd_submission)
 from basicsr.data import build_dataset
 from basicsr.utils import tensor2img
 
@@ -36,6 +40,45 @@ def test_sidd_submission_file_layout(tmp_path):
     assert optional['Authors'].item() == 'A. Author' and optional['Venue'].item() == 'test'
     with pytest.raises(ValueError, match='uint8'):
         write_sidd_submission(str(tmp_path / 'x.mat'), blocks.astype(np.float32), 1.0)
+
+
+def test_sidd_csv_round_trip(tmp_path):
+    """SubmitSrgb.csv: header exactly ID,BLOCK; IDs 0..1279 in the order of the 40x32 blocks (image * 32 + block);
+    BLOCK the base64 of the raw uint8 bytes (C order, RGB); read_sidd_csv gives back the exact blocks."""
+    import base64
+    rng = np.random.default_rng(3)
+    blocks = rng.integers(0, 256, (40, 32, 256, 256, 3), dtype=np.uint8)  # the full benchmark: ~340 MB of CSV
+    path = write_sidd_csv(str(tmp_path / 'out' / 'SubmitSrgb.csv'), blocks)
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['SubmitSrgb.csv']  # no temporary file left
+    decoded = read_sidd_csv(path)
+    assert decoded.dtype == np.uint8 and decoded.shape == (40, 32, 256, 256, 3)
+    np.testing.assert_array_equal(decoded, blocks)
+    with open(path) as handle:
+        assert handle.readline() == SIDD_CSV_HEADER + '\n' == 'ID,BLOCK\n'
+        ids = []
+        for row, line in enumerate(handle):
+            ident, encoded = line.rstrip('\n').split(',')
+            ids.append(int(ident))
+            if row in (0, 33, 1279):  # raw bytes of block (row // 32, row % 32), independent of read_sidd_csv
+                assert base64.b64decode(encoded) == blocks[row // 32, row % 32].tobytes()
+    assert ids == list(range(1280))
+
+
+def test_sidd_csv_reader_rejects_malformed_files(tmp_path):
+    blocks = np.arange(2 * 3 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 3, 2, 2, 3)
+    good = write_sidd_csv(str(tmp_path / 'good.csv'), blocks)
+    np.testing.assert_array_equal(read_sidd_csv(good, blocks_per_image=3, block_shape=(2, 2, 3)), blocks)
+    lines = open(good).read().splitlines()
+    cases = {'header': ['Id,Block'] + lines[1:], 'order': [lines[0], lines[2], lines[1]] + lines[3:],
+             'size': lines, 'count': lines[:-1], 'base64': lines[:1] + ['0,***'] + lines[2:]}
+    messages = {'header': "header must be 'ID,BLOCK'", 'order': "ID must be 0, got '1'", 'size': 'expected 48',
+                'count': 'not a positive multiple of 3', 'base64': 'not base64'}
+    for case, content in cases.items():
+        path = tmp_path / f'{case}.csv'
+        path.write_text('\n'.join(content) + '\n')
+        shape = (4, 4, 3) if case == 'size' else (2, 2, 3)
+        with pytest.raises(DataError, match=messages[case]):
+            read_sidd_csv(str(path), blocks_per_image=3, block_shape=shape)
 
 
 def test_dnd_bundle_file_layout(tmp_path):
@@ -74,12 +117,16 @@ def test_sidd_collector_stores_outputs_with_tensor2img_rounding(tmp_path):
         output = collector.run_timed(lambda: fake_denoiser(data['lq']))
         collector.add(data, output)
         expected[int(data['image_index']), int(data['block_index'])] = tensor2img(output, rgb2bgr=False)
-    [path] = collector.finalize()
+    path, csv_path = collector.finalize()  # both submission formats, side by side
     assert path == str(tmp_path / 'results' / 'SIDD_bench' / 'SubmitSrgb.mat')
+    assert csv_path == str(tmp_path / 'results' / 'SIDD_bench' / 'SubmitSrgb.csv')
+    assert sorted(p.name for p in (tmp_path / 'results' / 'SIDD_bench').iterdir()) == ['SubmitSrgb.csv',
+                                                                                       'SubmitSrgb.mat']
     cells = scipy.io.loadmat(path)['DenoisedBlocksSrgb']
     assert cells.shape == (2, 3)
     for image, block in np.ndindex(2, 3):
         np.testing.assert_array_equal(cells[image, block], expected[image, block])
+    np.testing.assert_array_equal(read_sidd_csv(csv_path, blocks_per_image=3, block_shape=(8, 8, 3)), expected)
     assert collector.timed_calls == 6 and collector.time_mp > 0
     assert collector.time_mp == pytest.approx(collector.seconds / (6 * 8 * 8 / 1e6))
 
@@ -137,9 +184,14 @@ def test_mixin_writes_submissions_and_skips_metrics_without_gt(tmp_path):
     model = SubmittingModel(opt)
     sidd = build_dataset({'name': 'SIDD_bench', 'type': 'SIDDBenchmarkDataset', 'phase': 'test',
                           'dataroot': str(tmp_path), 'submission': 'sidd'})
+    metrics = copy.deepcopy(opt['val']['metrics'])
     model.validation(DataLoader(sidd, batch_size=1), current_iter='tiny', tb_logger=None, save_img=False)
-    assert opt['val']['metrics'] is not None  # restored after the GT-less set
+    assert opt['val']['metrics'] == metrics  # restored after the GT-less set
+    assert set(model.metric_results) == {'masked_holdout'}  # psnr needs GT; the clean-free loss replaces it
     cells = scipy.io.loadmat(tmp_path / 'results' / 'SIDD_bench' / 'SubmitSrgb.mat')['DenoisedBlocksSrgb']
+    np.testing.assert_array_equal(read_sidd_csv(tmp_path / 'results' / 'SIDD_bench' / 'SubmitSrgb.csv',
+                                                blocks_per_image=3, block_shape=(12, 12, 3)),
+                                  np.stack([np.stack(list(row)) for row in cells]))
     for item in sidd:
         model.feed_data({'lq': item['lq'][None]})
         model.test()
@@ -182,7 +234,7 @@ def test_test_py_writes_the_sidd_submission_with_the_shipped_options(tmp_path):
     results = tmp_path / 'results' / 'tiny_bench'
     submission = results / 'SIDD_benchmark' / 'SubmitSrgb.mat'
     log = next(results.glob('test_tiny_bench_*.log')).read_text()
-    assert f'submission written to {submission}' in log
+    assert f'submission written to {submission} and {submission.with_suffix(".csv")}' in log
     mat = scipy.io.loadmat(submission)
     cells = mat['DenoisedBlocksSrgb']
     assert cells.shape == (2, 3) and float(re.search(r'([0-9.]+) s per megapixel', log).group(1)) > 0
@@ -191,3 +243,5 @@ def test_test_py_writes_the_sidd_submission_with_the_shipped_options(tmp_path):
         saved = cv2.imread(str(results / 'visualization' / 'SIDD_benchmark' /
                                f'SIDD_bench_{image:02d}_{block:02d}_amsnet.png'))
         np.testing.assert_array_equal(cells[image, block], saved[..., ::-1])
+    np.testing.assert_array_equal(read_sidd_csv(submission.with_suffix('.csv'), blocks_per_image=3,
+                                                block_shape=(12, 12, 3)), np.stack([np.stack(list(r)) for r in cells]))

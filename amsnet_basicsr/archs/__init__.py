@@ -2,4 +2,5 @@
 from .. import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
 from . import spandrel_arch, unet_arch  # noqa: F401
 from . import dbsn_arch, deamnet_arch  # noqa: F401
+from . import nafnet_base_arch  # noqa: F401  (NAFNetBase, AMSNet's NAFNet: NAFNet's baseline blocks)
 from . import mask_aware_arch  # noqa: F401  (MaskAwareDnCNN, the CPU demo's denoiser)

@@ -115,3 +115,22 @@ class AMSNetModel(SubmissionMixin, SRModel):
         self.output = tiling.denoise_image(net, self.lq, masks=PositionalMasks(config.seed),
                                            **config.inference_kwargs())
         net.train(was_training)
+
+    def masked_holdout_loss(self, noisy):
+        """The masked hold-out loss of the noisy batch ``noisy`` (the clean-free validation metric
+        ``masked_holdout``; lower is better): L_m (Eq. 4) of the single-mask training forward (Eq. 2-3: PD at
+        ``amsnet.train_stride``, branch 0 of a k-partition) with a fixed mask drawn from a generator seeded with
+        ``amsnet.seed``, against ``noisy`` itself. The network of :meth:`test`, in eval mode, without gradients;
+        deterministic, and nothing but ``noisy`` is read."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        was_training = net.training
+        net.eval()
+        config = self.scheme_config
+        generator = torch.Generator(noisy.device).manual_seed(config.seed)
+        with torch.no_grad():
+            prediction, masked = scheme.masked_training_forward(
+                net, noisy, config.train_stride, generator, num_branches=config.num_branches,
+                masks_per_pixel=config.masks_per_pixel, multiple=config.size_multiple)
+            loss = scheme.mask_loss(prediction, noisy, masked).item()
+        net.train(was_training)
+        return loss
