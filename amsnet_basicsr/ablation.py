@@ -53,7 +53,7 @@ import torch
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
 from amsnet_basicsr import demo_data, scheme
 from amsnet_basicsr.image_io import read_rgb
-from amsnet_basicsr.errors import AMSNetError, DataError, report
+from amsnet_basicsr.errors import DataError, run_command
 from amsnet_basicsr.demo import evaluate, in_process_model, scores, steps_per_second, to_tensor, to_uint8
 from amsnet_basicsr.metrics import calculate_checkerboard
 from basicsr.metrics import calculate_psnr
@@ -443,11 +443,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     """Console entry (``scripts/ablate.py``): exit status 0, or 2 with one line naming the problem."""
-    try:
-        run(argv)
-    except AMSNetError as error:
-        return report('ablate.py', error)
-    return 0
+    return run_command('ablate.py', run, argv)
 
 
 def run(argv=None):

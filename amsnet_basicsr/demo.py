@@ -50,7 +50,7 @@ import yaml
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
 from amsnet_basicsr import demo_data
-from amsnet_basicsr.errors import AMSNetError, SetupError, report
+from amsnet_basicsr.errors import SetupError, run_command
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.models import build_model
@@ -455,11 +455,7 @@ def run_seed(args, out, seed, log, start):
 
 def main(argv=None):
     """Console script ``amsnet-demo``: exit status 0, or 2 with one line naming the problem (:mod:`..errors`)."""
-    try:
-        run_demo(argv)
-    except AMSNetError as error:
-        return report('amsnet-demo', error)
-    return 0
+    return run_command('amsnet-demo', run_demo, argv)
 
 
 if __name__ == '__main__':

@@ -59,3 +59,12 @@ def report(command, error):
     """Print ``<command>: error: <message>`` on stderr; return :data:`EXIT_BAD_INPUT`."""
     print(f'{command}: error: {one_line(error)}', file=sys.stderr, flush=True)
     return EXIT_BAD_INPUT
+
+
+def run_command(command, function, *args):
+    """``function(*args)`` as a command: exit status 0, or :data:`EXIT_BAD_INPUT` with one line for an AMSNet error."""
+    try:
+        function(*args)
+    except AMSNetError as error:
+        return report(command, error)
+    return 0
