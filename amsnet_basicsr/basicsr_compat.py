@@ -1,7 +1,8 @@
 """Every compatibility patch this plugin applies to BasicSR, each with its reason and the basicsr version it fixes.
 
 Importing this module applies the one patch that must precede any ``import basicsr`` (the torchvision alias).
-:func:`install` applies the pipeline patches; ``amsnet_basicsr/train.py`` and ``amsnet_basicsr/test.py`` call it.
+:func:`install` applies the pipeline patches; ``amsnet_basicsr/train.py`` and ``amsnet_basicsr/test.py`` call it
+(through :func:`amsnet_basicsr.pipelines.install_patches`).
 Nothing in basicsr's files is edited: each patch rebinds one name that basicsr looks up at call time. Each is
 gated on ``PATCHED_BASICSR`` (the versions whose behaviour was read and tested); with another basicsr version the
 patches are not applied and a warning says so.
@@ -33,19 +34,23 @@ def _alias_functional_tensor():
 _alias_functional_tensor()
 
 
-def install():
-    """Rebind the basicsr names that break outside a single CUDA process (idempotent). Reasons, per name:
+def install(*, init_dist, parse_options, load_resume_state, prefetch_generator, sampler, cpu_prefetcher,
+            cuda_prefetcher):
+    """Rebind the basicsr names that break outside a single CUDA process (idempotent); the replacements are passed in
+    by :func:`amsnet_basicsr.pipelines.run`, so this module imports nothing of the package. Reasons, per name:
 
-    * ``basicsr.utils.options.init_dist``: hard-codes NCCL and ``torch.cuda.set_device`` (ZeroDivisionError on
-      CPUs) and forces 'spawn' (every CPU DataLoader worker re-imports torch) -> CPU/GPU-aware, Gloo on CPUs.
-    * ``basicsr.train.parse_options`` / ``basicsr.test.parse_options``: options are checked late, after the
-      experiment folder is created or archived, and as tracebacks -> parse, then check every key at start-up.
-    * ``basicsr.train.load_resume_state``: needs CUDA and takes the newest state blindly (a file truncated by a
-      kill breaks resume) -> CPU-safe, newest complete state.
-    * ``basicsr.data.prefetch_dataloader.PrefetchGenerator``: with ``prefetch_mode: cpu`` a data error in the
-      prefetch thread hangs the main process forever -> the error is raised in the training loop.
-    * ``basicsr.train.EnlargedSampler`` / ``CPUPrefetcher`` / ``CUDAPrefetcher``: a resumed run replays its whole
-      epoch -> the sampler and prefetcher carry how far into the epoch the run is, and a resume continues there.
+    * ``basicsr.utils.options.init_dist`` (``init_dist``): hard-codes NCCL and ``torch.cuda.set_device``
+      (ZeroDivisionError on CPUs) and forces 'spawn' (every CPU DataLoader worker re-imports torch) -> CPU/GPU-aware,
+      Gloo on CPUs.
+    * ``basicsr.train.parse_options`` / ``basicsr.test.parse_options`` (``parse_options``): options are checked late,
+      after the experiment folder is created or archived, and as tracebacks -> parse, then check every key at once.
+    * ``basicsr.train.load_resume_state`` (``load_resume_state``): needs CUDA and takes the newest state blindly (a
+      file truncated by a kill breaks resume) -> CPU-safe, newest complete state.
+    * ``basicsr.data.prefetch_dataloader.PrefetchGenerator`` (``prefetch_generator``): with ``prefetch_mode: cpu`` a
+      data error in the prefetch thread hangs the main process forever -> the error is raised in the training loop.
+    * ``basicsr.train.EnlargedSampler`` / ``CPUPrefetcher`` / ``CUDAPrefetcher`` (``sampler``, ``cpu_prefetcher``,
+      ``cuda_prefetcher``): a resumed run replays its whole epoch -> the sampler and prefetcher carry how far into
+      the epoch the run is, and a resume continues there.
     """
     version = basicsr_version()
     if version not in PATCHED_BASICSR:
@@ -57,12 +62,11 @@ def install():
     import basicsr.train as basicsr_train
     import basicsr.utils.options as basicsr_options
 
-    from . import checkpoint, distributed, options_check, progress
-    basicsr_options.init_dist = distributed.init_dist
-    basicsr_train.parse_options = options_check.parse_and_check_options
-    basicsr_test.parse_options = options_check.parse_and_check_options
-    basicsr_train.load_resume_state = checkpoint.load_resume_state
-    basicsr_prefetch.PrefetchGenerator = progress.SafePrefetchGenerator
-    basicsr_train.EnlargedSampler = progress.ResumableEnlargedSampler
-    basicsr_train.CPUPrefetcher = progress.CountingCPUPrefetcher
-    basicsr_train.CUDAPrefetcher = progress.CountingCUDAPrefetcher
+    basicsr_options.init_dist = init_dist
+    basicsr_train.parse_options = parse_options
+    basicsr_test.parse_options = parse_options
+    basicsr_train.load_resume_state = load_resume_state
+    basicsr_prefetch.PrefetchGenerator = prefetch_generator
+    basicsr_train.EnlargedSampler = sampler
+    basicsr_train.CPUPrefetcher = cpu_prefetcher
+    basicsr_train.CUDAPrefetcher = cuda_prefetcher

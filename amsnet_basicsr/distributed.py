@@ -2,8 +2,8 @@
 
 BasicSR 1.4.2's ``basicsr.utils.dist_util.init_dist`` hard-codes NCCL, calls ``torch.cuda.set_device`` (a
 ZeroDivisionError without GPUs) and switches multiprocessing to 'spawn' (every CPU DataLoader worker then
-re-imports torch and basicsr: ~100x slower epochs). :func:`install` replaces the name that
-``basicsr.utils.options.parse_options`` calls with :func:`init_dist`; basicsr's files are not modified.
+re-imports torch and basicsr: ~100x slower epochs). :func:`amsnet_basicsr.basicsr_compat.install` replaces the
+name that ``basicsr.utils.options.parse_options`` calls with :func:`init_dist`; basicsr's files are not modified.
 """
 import os
 import subprocess
@@ -95,9 +95,3 @@ def broadcast_object(obj, src=0):
     holder = [obj]
     dist.broadcast_object_list(holder, src=src)
     return holder[0]
-
-
-def install():
-    """Make ``parse_options`` (``--launcher pytorch|slurm``) use :func:`init_dist`. Idempotent."""
-    import basicsr.utils.options as basicsr_options
-    basicsr_options.init_dist = init_dist

@@ -26,7 +26,6 @@ def check_network_options(opt, key='network_g'):
     """``network_g.type`` is a registered architecture and every other key one of its constructor arguments."""
     from basicsr.utils.registry import ARCH_REGISTRY
 
-    from . import archs  # noqa: F401  (registers AMSNet's denoisers)
     section = opt.get(key)
     if not isinstance(section, dict) or 'type' not in section:
         raise OptionError(f'{key}.type is required (the denoiser D_E, e.g. Restormer, NAFNet, DnCNN, UNet)')
@@ -101,7 +100,6 @@ def check_dataset_options(opt):
     """Every ``datasets.<phase>``: a registered type, existing paths; the training set's crop/batch/workers."""
     from basicsr.utils.registry import DATASET_REGISTRY
 
-    from . import data  # noqa: F401  (registers AMSNet's datasets)
     datasets = opt.get('datasets')
     if not isinstance(datasets, dict) or not datasets:
         raise OptionError('datasets: at least one dataset is required')
@@ -145,7 +143,6 @@ def check_options(opt):
         raise OptionError('name is required (the experiment folder experiments/<name>)')
     from basicsr.utils.registry import MODEL_REGISTRY
 
-    from . import models  # noqa: F401  (registers AMSNet's models)
     model_type = opt.get('model_type')
     if model_type not in MODEL_REGISTRY:
         raise OptionError(f'model_type: {model_type!r} is not a registered model; allowed: '

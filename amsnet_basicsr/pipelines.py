@@ -7,8 +7,16 @@ import os
 import sys
 
 from . import plugin  # noqa: F401  (registers AMSNet into BasicSR)
-from . import basicsr_compat, distributed
+from . import basicsr_compat, checkpoint, distributed, options_check, progress
 from .errors import AMSNetError, one_line, report
+
+
+def install_patches():
+    """:func:`amsnet_basicsr.basicsr_compat.install` with this package's replacements."""
+    basicsr_compat.install(init_dist=distributed.init_dist, parse_options=options_check.parse_and_check_options,
+                           load_resume_state=checkpoint.load_resume_state,
+                           prefetch_generator=progress.SafePrefetchGenerator, sampler=progress.ResumableEnlargedSampler,
+                           cpu_prefetcher=progress.CountingCPUPrefetcher, cuda_prefetcher=progress.CountingCUDAPrefetcher)
 
 
 def run(pipeline, command):
@@ -17,7 +25,7 @@ def run(pipeline, command):
     BasicSR resolves relative dataset/checkpoint paths and the ``--auto_resume`` lookup against the current
     directory, so it is also the root of ``experiments/``, ``tb_logger/`` and ``results/``.
     """
-    basicsr_compat.install()
+    install_patches()
     try:
         pipeline(os.getcwd())
     except AMSNetError as error:

@@ -12,7 +12,7 @@ import torch
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import checkpoint, scheme
-from amsnet_basicsr.basicsr_compat import install
+from amsnet_basicsr.pipelines import install_patches
 from amsnet_basicsr.data.noisy_image_dataset import NoisyImageDataset
 from amsnet_basicsr.errors import ImageError, NonFiniteLossError, OptionError, one_line
 from amsnet_basicsr.masks import GeneratorMasks
@@ -196,7 +196,7 @@ def test_lmdb_images_are_checked_from_meta_info_shapes(tmp_path):
 def test_prefetch_mode_cpu_raises_a_data_error_instead_of_hanging(folder):
     """basicsr's prefetch thread died silently and left the training loop waiting forever."""
     import basicsr.data.prefetch_dataloader as prefetch
-    install()
+    install_patches()
     assert prefetch.PrefetchGenerator is SafePrefetchGenerator
     bad = folder / 'truncated.png'
     content = png_bytes(np.random.default_rng(6).integers(0, 256, (64, 64, 3), dtype=np.uint8))
