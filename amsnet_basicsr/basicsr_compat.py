@@ -4,8 +4,8 @@ Importing this module applies the one patch that must precede any ``import basic
 :func:`install` applies the pipeline patches; ``amsnet_basicsr/train.py`` and ``amsnet_basicsr/test.py`` call it
 (through :func:`amsnet_basicsr.pipelines.install_patches`).
 Nothing in basicsr's files is edited: each patch rebinds one name that basicsr looks up at call time. Each is
-gated on ``PATCHED_BASICSR`` (the versions whose behaviour was read and tested); with another basicsr version the
-patches are not applied and a warning says so.
+gated on ``PATCHED_BASICSR`` (the versions whose behaviour was read and tested); with another basicsr version none
+is applied (:func:`install` says so in a warning).
 """
 import importlib.metadata
 import sys
@@ -31,7 +31,8 @@ def _alias_functional_tensor():
         sys.modules['torchvision.transforms.functional_tensor'] = functional_tensor
 
 
-_alias_functional_tensor()
+if basicsr_version() in PATCHED_BASICSR:
+    _alias_functional_tensor()
 
 
 def install(*, init_dist, parse_options, load_resume_state, prefetch_generator, sampler, cpu_prefetcher,

@@ -130,7 +130,7 @@ def join_image(colour, alpha, dtype):
     colour = np.clip(colour, 0.0, 1.0)
     if colour.shape[2] == 3:
         colour = colour[..., ::-1]
-    if dtype != np.float32:
+    if np.dtype(dtype).kind != 'f':
         colour = np.rint(colour * image_io.SCALES[np.dtype(dtype)])
     out = colour.astype(dtype)
     if alpha is not None:

@@ -3,7 +3,10 @@
 
 The sections and flags are described in :mod:`amsnet_basicsr.benchmark`, where the logic lives.
 """
+import sys
+
 from amsnet_basicsr.benchmark import main
+from amsnet_basicsr.errors import run_command
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_command('benchmark_inference.py', main))
