@@ -24,6 +24,7 @@ setup(
         'scipy',
         'h5py',
         'scikit-image',
+        'bm3d',  # the demo's classical baseline
         'Pillow',
     ],
     extras_require={'test': ['pytest']},

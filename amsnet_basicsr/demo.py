@@ -30,8 +30,9 @@ demo noise allows: its correlation (bilinear demosaic) is ~0.6 at distance 1, ~0
 SIDD's longer-range correlation needs stride 5. The table also reports the untrained network (the plain
 neighbour mean) so that the part of the gain that training brings is visible.
 
-The helpers :func:`in_process_model`, :func:`steps_per_second`, :func:`to_uint8`, :func:`scores` and
-:func:`evaluate` are shared with :mod:`amsnet_basicsr.ablation`.
+The helpers :func:`in_process_model`, :func:`train_in_process`, :func:`steps_per_second`, :func:`to_uint8`,
+:func:`scores` and :func:`evaluate` are shared with :mod:`amsnet_basicsr.ablation` and
+:mod:`amsnet_basicsr.checkpoint_ranking`.
 """
 import argparse
 import copy
@@ -49,7 +50,7 @@ import torch
 import yaml
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
-from amsnet_basicsr import demo_data
+from amsnet_basicsr import baselines, demo_data
 from amsnet_basicsr.errors import SetupError, run_command
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
@@ -102,6 +103,17 @@ def steps_per_second(model, batch, *, steps=12, warmup=2, clock=time.perf_counte
         if step > warmup:
             timings.append(clock() - start)
     return 1.0 / float(np.median(timings))
+
+
+def train_in_process(model, batches, *, warmup_iter=-1, after_step=None):
+    """The body of BasicSR's training loop on an iterable of ``feed_data`` dicts: the learning-rate update, then the
+    model's own ``optimize_parameters``; ``after_step(iteration)`` is called after each step."""
+    for iteration, batch in enumerate(batches, start=1):
+        model.update_learning_rate(iteration, warmup_iter=warmup_iter)
+        model.feed_data(batch)
+        model.optimize_parameters(iteration)
+        if after_step is not None:
+            after_step(iteration)
 
 
 def to_uint8(image):
@@ -301,8 +313,11 @@ def write_reports(out, summary, rows, test_images):
     curve = summary['curve']
     lines = [f'AMSNet demo: {len(summary["test_blocks"])} held-apart test blocks of {", ".join(test_images)} '
              f'(never used for tuning), {summary["iterations"]} training iterations, seed {summary["seed"]}',
-             '', '| method | PSNR (dB) | SSIM |', '| --- | --- | --- |']
-    lines += [f'| {label} | {np.mean(psnrs):.2f} | {np.mean(ssims):.4f} |' for label, psnrs, ssims in rows]
+             '', '| method | PSNR (dB) | SSIM | s / block |', '| --- | --- | --- | --- |']
+    lines += [f'| {label} | {np.mean(psnrs):.2f} | {np.mean(ssims):.4f} | {seconds:.2f} |'
+              for label, psnrs, ssims, seconds in rows]
+    lines += ['', 'classical filters tuned on the validation block: ' + ', '.join(
+        f'{name} {value}' for name, value in summary['baseline_parameters'].items())]
     lines += ['', f'training {summary["train_seconds"]:.0f} s (BasicSR subprocess), total '
               f'{summary["total_seconds"]:.0f} s', '',
               f'validation curve ({demo_data.VAL_IMAGE}, MMDB + R3; L_m = training loss):',
@@ -426,15 +441,27 @@ def run_seed(args, out, seed, log, start):
     untrained = build_network(copy.deepcopy(options['network_g'])).state_dict()
     val = evaluate(in_process_model(options, is_train=False, state_dict=untrained), data['val'])
     curve.insert(0, [0, None, float(np.mean([r['psnr'] for r in val]))])
-    rows = []
+    rows = []  # (method, PSNR per block, SSIM per block, seconds per block)
     for label, state, r3 in (('untrained D_E (unmasked-neighbour mean), MMDB', untrained, False),
                              ('untrained D_E (unmasked-neighbour mean), MMDB + R3', untrained, True),
                              (f'trained ({iters} it), MMDB (B)', trained, False),
                              (f'trained ({iters} it), MMDB + R3 (B-E)', trained, True)):
-        results = evaluate(in_process_model(options, is_train=False, r3_enabled=r3, state_dict=state), data['test'])
-        rows.append((label, [r['psnr'] for r in results], [r['ssim'] for r in results]))
+        model = in_process_model(options, is_train=False, r3_enabled=r3, state_dict=state)
+        evaluation_start = time.perf_counter()
+        results = evaluate(model, data['test'])
+        seconds = (time.perf_counter() - evaluation_start) / len(results)
+        rows.append((label, [r['psnr'] for r in results], [r['ssim'] for r in results], seconds))
     noisy_scores = [scores(r['noisy'], r['clean']) for r in results]
-    rows.insert(0, ('noisy input', [p for p, _ in noisy_scores], [s for _, s in noisy_scores]))
+    rows.insert(0, ('noisy input', [p for p, _ in noisy_scores], [s for _, s in noisy_scores], 0.0))
+    chosen = {}
+    for name in baselines.FILTERS:  # what a user would pick instead, tuned on the validation block only
+        chosen[name], outputs, seconds = baselines.tune_and_apply(
+            name, data['val'], data['test'], lambda output, clean: scores(to_uint8(output), to_uint8(clean))[0])
+        block_scores = [scores(to_uint8(output), to_uint8(clean))
+                        for output, (_, _, clean) in zip(outputs, data['test'])]
+        rows.insert(len(chosen), (f'{name} (tuned on validation)', [p for p, _ in block_scores],
+                                  [s for _, s in block_scores], seconds))  # after the noisy input
+        log(f'{name}: parameter {chosen[name]} chosen on {demo_data.VAL_IMAGE}')
 
     images = osp.join(out, 'images')
     for result in results:
@@ -444,9 +471,9 @@ def run_seed(args, out, seed, log, start):
 
     keys = [key for key, _, _ in data['test']]
     summary = dict(iterations=iters, seed=seed, train_seconds=train_seconds, total_seconds=time.time() - start,
-                   test_blocks=keys, curve=curve,
-                   rows=[dict(method=label, psnr=float(np.mean(p)), ssim=float(np.mean(s)),
-                              psnr_per_block=[float(v) for v in p]) for label, p, s in rows])
+                   test_blocks=keys, curve=curve, baseline_parameters=chosen,
+                   rows=[dict(method=label, psnr=float(np.mean(p)), ssim=float(np.mean(s)), seconds_per_block=seconds,
+                              psnr_per_block=[float(v) for v in p]) for label, p, s, seconds in rows])
     table = write_reports(out, summary, rows, config['test_images'])
     print(table, flush=True)
     log(f'images: {images}; table: {osp.join(out, "results.md")}')

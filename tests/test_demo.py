@@ -119,6 +119,7 @@ def test_quick_demo_writes_table_images_and_curve(demo_run):
     assert summary['iterations'] == 6 and summary['seed'] == 3
     methods = [row['method'] for row in summary['rows']]
     assert methods[0] == 'noisy input' and any('trained' in m and 'R3' in m for m in methods)
+    assert methods[1:3] == ['OpenCV NLM (tuned on validation)', 'BM3D (tuned on validation)']
     for row in summary['rows']:
         assert 0 < row['psnr'] < 100 and 0 < row['ssim'] <= 1
         assert len(row['psnr_per_block']) == len(summary['test_blocks'])
