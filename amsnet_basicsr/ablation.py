@@ -54,7 +54,8 @@ import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must
 from amsnet_basicsr import demo_data, scheme
 from amsnet_basicsr.image_io import read_rgb
 from amsnet_basicsr.errors import DataError, run_command
-from amsnet_basicsr.demo import evaluate, in_process_model, scores, steps_per_second, to_tensor, to_uint8
+from amsnet_basicsr.demo import (evaluate, in_process_model, scores, steps_per_second, to_tensor, to_uint8,
+                                 train_in_process)
 from amsnet_basicsr.metrics import calculate_checkerboard
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import imwrite
@@ -276,10 +277,7 @@ def train(images, model, network, config, *, multiple, finetune=False, initial_s
     options, trained = build(iters)
     rng = np.random.default_rng(seed)
     cpu_start, wall_start = time.process_time(), time.time()
-    for step in range(1, iters + 1):
-        trained.update_learning_rate(step, warmup_iter=-1)
-        trained.feed_data({'lq': sample_batch(images, crop, batch, rng)})
-        trained.optimize_parameters(step)
+    train_in_process(trained, ({'lq': sample_batch(images, crop, batch, rng)} for _ in range(iters)))
     record = {'iters': iters, 'train_cpu_s': time.process_time() - cpu_start, 'train_wall_s': time.time() - wall_start,
               'loss': next(iter(trained.get_current_log().values()))}
     return options, trained.net_g.state_dict(), record

@@ -9,7 +9,6 @@
 * :func:`load_resume_state` replaces ``basicsr.train.load_resume_state``, which needs CUDA and takes the newest
   ``<iter>.state`` blindly: it loads on the CPU and takes the newest state that loads and has its network files.
 """
-import contextlib
 import glob
 import os
 import random
@@ -22,70 +21,36 @@ from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basic
 from basicsr.utils import get_root_logger
 from basicsr.utils.misc import check_resume
 
+from . import files
 from .distributed import all_gather_objects, broadcast_object
 from .errors import CheckpointError, NonFiniteLossError
+from .files import TEMP_MARK
 from .progress import RESUME_KEY
-
-TEMP_MARK = '.tmp.'
-
 
 STATE_KEYS = ('epoch', 'iter', 'optimizers', 'schedulers')
 
 
-def _fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _publish(temp_path, path):
-    """Atomically give the complete ``temp_path`` its final name ``path`` (one rename, then a directory fsync)."""
-    os.replace(temp_path, path)
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
-
-
 def atomic_save(obj, path, retries=3):
-    """``torch.save(obj, path)`` that never leaves a truncated ``path``: temp file, fsync, ``os.replace``.
+    """``torch.save(obj, path)`` through :func:`amsnet_basicsr.files.atomic_write` (never a truncated ``path``).
 
     An OSError (full disk, a network file system hiccup) is retried ``retries`` times, one second apart, as
     BasicSR does; then :class:`CheckpointError` names the file (BasicSR would go on without checkpoints).
     """
-    temp_path = f'{path}{TEMP_MARK}{os.getpid()}'
     for attempt in range(1, retries + 1):
         try:
-            with open(temp_path, 'wb') as handle:
-                torch.save(obj, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            _publish(temp_path, path)
-            return
+            return files.atomic_write(path, lambda handle: torch.save(obj, handle))
         except OSError as error:
-            _remove_quietly(temp_path)
             if attempt == retries:
                 raise CheckpointError(f'{path}: cannot be written ({error}); the previous checkpoints are '
                                       'intact') from error
             time.sleep(1)
-        except BaseException:
-            _remove_quietly(temp_path)
-            raise
-
-
-def _remove_quietly(path):
-    with contextlib.suppress(OSError):
-        os.remove(path)
 
 
 def remove_temp_files(*folders):
     """Delete ``*.tmp.*`` leftovers of killed writes (rank 0, before training starts)."""
     for folder in folders:
         for path in glob.glob(os.path.join(glob.escape(folder), f'*{TEMP_MARK}*')):
-            _remove_quietly(path)
+            files.remove_quietly(path)
 
 
 def non_finite_entries(state_dict):

@@ -21,6 +21,7 @@ loss orders the checkpoints exactly as PSNR does), and the same for the training
 """
 import argparse
 import copy
+import itertools
 import json
 import sys
 import tempfile
@@ -46,20 +47,21 @@ def train_checkpoints(options, iters, every, seed, log=print):
     dataset = build_dataset({**options['datasets']['train'], 'phase': 'train', 'scale': 1})
     loader = DataLoader(dataset, batch_size=options['datasets']['train']['batch_size_per_gpu'], shuffle=True,
                         num_workers=0, drop_last=True, generator=torch.Generator().manual_seed(seed))
-    checkpoints, losses, iteration, start = [], [], 0, time.time()
-    while iteration < iters:
-        for batch in loader:
-            iteration += 1
-            model.update_learning_rate(iteration, warmup_iter=options['train'].get('warmup_iter', -1))
-            model.feed_data(batch)
-            model.optimize_parameters(iteration)
-            losses.append(float(next(iter(model.log_dict.values()))))
-            if iteration % every == 0:
-                state = copy.deepcopy(model.get_bare_model(model.net_g).state_dict())
-                checkpoints.append((iteration, state, float(np.mean(losses[-every:]))))
-                log(f'iteration {iteration}: training L_m {checkpoints[-1][2]:.4f} ({time.time() - start:.0f} s)')
-            if iteration >= iters:
-                break
+    checkpoints, losses, start = [], [], time.time()
+
+    def after_step(iteration):
+        losses.append(float(next(iter(model.log_dict.values()))))
+        if iteration % every == 0:
+            state = copy.deepcopy(model.get_bare_model(model.net_g).state_dict())
+            checkpoints.append((iteration, state, float(np.mean(losses[-every:]))))
+            log(f'iteration {iteration}: training L_m {checkpoints[-1][2]:.4f} ({time.time() - start:.0f} s)')
+
+    def epochs():
+        while True:
+            yield from loader
+
+    demo.train_in_process(model, itertools.islice(epochs(), iters),
+                          warmup_iter=options['train'].get('warmup_iter', -1), after_step=after_step)
     return checkpoints
 
 

@@ -19,7 +19,6 @@ exit status is 1 when any file failed.
 """
 import argparse
 import contextlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from tqdm import tqdm
 from . import image_io, tiling
 from .config import SchemeConfig
 from .errors import EXIT_PARTIAL_FAILURE, AMSNetError, ImageError, SetupError, report
+from .files import atomic_write
 from .masks import PositionalMasks
 from .options_check import check_network_options
 
@@ -139,23 +139,18 @@ def join_image(colour, alpha, dtype):
 
 
 def write_image(path, image, force):
-    """Write atomically (temporary file + rename); refuse to replace an existing file unless ``force``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Encode, then write atomically (:func:`amsnet_basicsr.files.atomic_write`); refuse to replace an existing file
+    unless ``force``."""
     if path.exists() and not force:
         raise ImageError(f'{path}: exists (use --force to overwrite)')
-    temporary = path.with_name(f'.{path.stem}.tmp{os.getpid()}{path.suffix}')
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in ('.jpg', '.jpeg') else []
     try:
         ok, encoded = cv2.imencode(path.suffix, image, params)
-        if not ok:
-            raise ImageError(f'{path}: cannot encode a {image.dtype} image as {path.suffix}')
-        encoded.tofile(str(temporary))
-        os.replace(temporary, path)
     except cv2.error as error:
         raise ImageError(f'{path}: cannot encode a {image.dtype} image as {path.suffix}: {error}') from error
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    if not ok:
+        raise ImageError(f'{path}: cannot encode a {image.dtype} image as {path.suffix}')
+    atomic_write(path, lambda handle: handle.write(encoded.tobytes()))
 
 
 def find_images(input_path, output_dir):

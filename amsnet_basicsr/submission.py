@@ -43,6 +43,7 @@ from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basic
 from basicsr.utils.registry import METRIC_REGISTRY
 
 from .errors import DataError, OptionError
+from .files import atomic_write
 
 SIDD_CSV_NAME = 'SubmitSrgb.csv'
 SIDD_CSV_HEADER = 'ID,BLOCK'
@@ -74,24 +75,6 @@ def _cell(items, shape):
     for index in np.ndindex(*shape):
         cell[index] = items[index]
     return cell
-
-
-def atomic_write(path, write, mode='wb'):
-    """Call ``write(handle)`` on a temporary file next to ``path``, fsync it and ``os.replace`` it onto ``path``
-    (its folder is created): readers see the old file or the complete new one, never a truncated one."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    temp_path = f'{path}.tmp{os.getpid()}'
-    try:
-        with open(temp_path, mode) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        if osp.exists(temp_path):
-            os.remove(temp_path)
-        raise
-    return path
 
 
 def _check_blocks(blocks):

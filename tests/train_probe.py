@@ -12,7 +12,7 @@ import os
 import time
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
-from amsnet_basicsr import checkpoint, distributed, pipelines
+from amsnet_basicsr import distributed, files, pipelines
 from amsnet_basicsr.data.noisy_image_dataset import NoisyImageDataset
 from amsnet_basicsr.models.amsnet_model import AMSNetModel
 from basicsr.utils.registry import DATASET_REGISTRY
@@ -52,7 +52,7 @@ def _probed_save(self, epoch, current_iter):
 
 AMSNetModel.save = _probed_save
 
-_publish = checkpoint._publish
+_publish = files._publish
 
 
 def _slow_publish(temp_path, path):
@@ -64,7 +64,7 @@ def _slow_publish(temp_path, path):
     _publish(temp_path, path)
 
 
-checkpoint._publish = _slow_publish
+files._publish = _slow_publish
 
 if __name__ == '__main__':
     pipelines.train_main()

@@ -1,4 +1,5 @@
 """AMSNetModel: BasicSR's SRModel with AMSNet's asymmetric mask scheme around the denoiser ``network_g``."""
+import contextlib
 from collections import OrderedDict
 
 import torch
@@ -80,9 +81,7 @@ class AMSNetModel(SubmissionMixin, SRModel):
         """
         config = self.scheme_config
         if self.stage == 'mask':
-            prediction, masked = scheme.masked_training_forward(
-                self.net_g, self.lq, config.train_stride, self.mask_generator, num_branches=config.num_branches,
-                masks_per_pixel=config.masks_per_pixel, multiple=config.size_multiple)
+            prediction, masked = self.masked_forward(self.net_g, self.lq, self.mask_generator)
             return 'l_mask', self.cri_pix(prediction, self.lq, masked)
         batch, _, height, width = self.lq.shape
         groups = scheme.sample_mask_groups(batch, height, width, config.num_branches, self.mask_generator)
@@ -108,13 +107,28 @@ class AMSNetModel(SubmissionMixin, SRModel):
         """Denoise ``self.lq`` into ``self.output``: :func:`amsnet_basicsr.tiling.denoise_image` with masks seeded
         from ``amsnet.seed`` by pixel position (the same output as ``amsnet-denoise`` for the same settings), in
         tiles of ``amsnet.tile`` so memory is bounded on images of any size."""
+        config = self.scheme_config
+        with self.evaluation_network() as net:
+            self.output = tiling.denoise_image(net, self.lq, masks=PositionalMasks(config.seed),
+                                               **config.inference_kwargs())
+
+    @contextlib.contextmanager
+    def evaluation_network(self):
+        """The network inference uses (``net_g_ema`` when there is one), in eval mode inside the block."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         was_training = net.training
         net.eval()
+        try:
+            yield net
+        finally:
+            net.train(was_training)
+
+    def masked_forward(self, net, noisy, generator):
+        """The single-mask forward of Eq. 2-3 at ``amsnet.train_stride``: (prediction, masked pixels)."""
         config = self.scheme_config
-        self.output = tiling.denoise_image(net, self.lq, masks=PositionalMasks(config.seed),
-                                           **config.inference_kwargs())
-        net.train(was_training)
+        return scheme.masked_training_forward(net, noisy, config.train_stride, generator,
+                                              num_branches=config.num_branches,
+                                              masks_per_pixel=config.masks_per_pixel, multiple=config.size_multiple)
 
     def masked_holdout_loss(self, noisy):
         """The masked hold-out loss of the noisy batch ``noisy`` (the clean-free validation metric
@@ -122,15 +136,7 @@ class AMSNetModel(SubmissionMixin, SRModel):
         ``amsnet.train_stride``, branch 0 of a k-partition) with a fixed mask drawn from a generator seeded with
         ``amsnet.seed``, against ``noisy`` itself. The network of :meth:`test`, in eval mode, without gradients;
         deterministic, and nothing but ``noisy`` is read."""
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
-        was_training = net.training
-        net.eval()
-        config = self.scheme_config
-        generator = torch.Generator(noisy.device).manual_seed(config.seed)
-        with torch.no_grad():
-            prediction, masked = scheme.masked_training_forward(
-                net, noisy, config.train_stride, generator, num_branches=config.num_branches,
-                masks_per_pixel=config.masks_per_pixel, multiple=config.size_multiple)
-            loss = scheme.mask_loss(prediction, noisy, masked).item()
-        net.train(was_training)
-        return loss
+        generator = torch.Generator(noisy.device).manual_seed(self.scheme_config.seed)
+        with self.evaluation_network() as net, torch.no_grad():
+            prediction, masked = self.masked_forward(net, noisy, generator)
+            return scheme.mask_loss(prediction, noisy, masked).item()

@@ -66,12 +66,8 @@ class APBSNModel(AMSNetModel):
     def test(self):
         """AP-BSN inference of ``self.lq`` into ``self.output`` (R^3 draws seeded by position from ``amsnet.seed``)."""
         config = self.scheme_config
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
-        was_training = net.training
-        net.eval()
-        with torch.no_grad():
+        with self.evaluation_network() as net, torch.no_grad():
             self.output = apbsn_denoise(net, self.lq, PositionalMasks(config.seed), stride=config.test_stride,
                                         multiple=config.size_multiple, chunk_size=config.chunk_size,
                                         refine_times=config.r3.times if config.r3.enabled else 0,
                                         refine_prob=config.r3.prob)
-        net.train(was_training)
