@@ -1,6 +1,6 @@
 """The classical filters beside AMSNet (amsnet_basicsr/baselines.py): tuned on validation blocks only (the test
-blocks' clean images are not an argument of the choice), they pick the grid value that is
-best there, and on correlated camera noise they improve on the noisy input."""
+blocks' clean images are not an argument of the choice), they pick a value that is a local
+optimum there, and on correlated camera noise they improve on the noisy input."""
 import numpy as np
 import pytest
 
@@ -21,13 +21,17 @@ def blocks(seed, count, size=40):
     return result
 
 
-@pytest.mark.parametrize('name', sorted(baselines.FILTERS))
+@pytest.mark.parametrize('name', ['OpenCV NLM', pytest.param('BM3D', marks=pytest.mark.slow)])  # BM3D: ~1 s a call
 def test_tuned_on_validation_only_and_better_than_the_noisy_input(name):
     validation, test = blocks(0, 1), blocks(1, 2)
     parameter, outputs, seconds = baselines.tune_and_apply(name, validation, test, psnr)
-    filter_fn, grid = baselines.FILTERS[name]
-    on_validation = {value: np.mean([psnr(filter_fn(noisy, value), clean) for _, noisy, clean in validation])
-                     for value in grid}
-    assert parameter == max(on_validation, key=on_validation.get)
+    filter_fn, _ = baselines.FILTERS[name]
+
+    def on_validation(value):
+        return np.mean([psnr(filter_fn(noisy, value), clean) for _, noisy, clean in validation])
+
+    # a real optimum of the validation score: better than one grid step either side
+    for neighbour in (parameter / baselines.GRID_RATIO, parameter * baselines.GRID_RATIO):
+        assert on_validation(parameter) >= on_validation(neighbour)
     gains = [psnr(output, clean) - psnr(noisy, clean) for output, (_, noisy, clean) in zip(outputs, test)]
     assert min(gains) > 1.0 and seconds > 0
