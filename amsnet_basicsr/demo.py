@@ -394,7 +394,9 @@ def seeds_summary(summaries, *, total_seconds):
         ssims = [summary['rows'][index]['ssim'] for summary in summaries]
         rows.append(dict(method=first['method'], psnr_mean=float(np.mean(psnrs)), psnr_std=float(np.std(psnrs, ddof=1)),
                          psnr_min=float(min(psnrs)), psnr_max=float(max(psnrs)), ssim_mean=float(np.mean(ssims)),
-                         ssim_std=float(np.std(ssims, ddof=1)), psnr_per_seed=psnrs, ssim_per_seed=ssims))
+                         ssim_std=float(np.std(ssims, ddof=1)), psnr_per_seed=psnrs, ssim_per_seed=ssims,
+                         seconds_per_block=float(np.mean([summary['rows'][index].get('seconds_per_block', 0.0)
+                                                          for summary in summaries]))))
     return dict(seeds=[summary['seed'] for summary in summaries], iterations=summaries[0]['iterations'],
                 test_blocks=summaries[0]['test_blocks'], total_seconds=total_seconds, rows=rows)
 
@@ -404,9 +406,12 @@ def write_seeds_report(out, summary, test_images):
     seeds = summary['seeds']
     lines = [f'AMSNet demo over seeds {", ".join(map(str, seeds))}: {len(summary["test_blocks"])} held-apart test '
              f'blocks of {", ".join(test_images)}, {summary["iterations"]} training iterations per seed; mean ± '
-             'standard deviation over seeds (min-max)', '', '| method | PSNR (dB) | SSIM |', '| --- | --- | --- |']
+             'standard deviation over seeds (min-max)', '', '| method | PSNR (dB) | SSIM | s / block |',
+             '| --- | --- | --- | --- |']
     lines += [f'| {row["method"]} | {row["psnr_mean"]:.2f} ± {row["psnr_std"]:.2f} ({row["psnr_min"]:.2f}-'
-              f'{row["psnr_max"]:.2f}) | {row["ssim_mean"]:.4f} ± {row["ssim_std"]:.4f} |' for row in summary['rows']]
+              f'{row["psnr_max"]:.2f}) | {row["ssim_mean"]:.4f} ± {row["ssim_std"]:.4f} | '
+              f'{row["seconds_per_block"]:.2f} |'
+              for row in summary['rows']]
     lines += ['', f'total {summary["total_seconds"]:.0f} s; each seed in seed_<s>/ (results, curve, images, weights)']
     table = '\n'.join(lines)
     with open(osp.join(out, 'results.md'), 'w') as handle:
