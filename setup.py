@@ -34,6 +34,7 @@ setup(
             'amsnet-test=amsnet_basicsr.pipelines:test_main',
             'amsnet-demo=amsnet_basicsr.demo:main',
             'amsnet-denoise=amsnet_basicsr.denoise:main',
+            'amsnet-distill-prepare=amsnet_basicsr.data.teacher_targets:main',
         ],
     },
 )

@@ -89,7 +89,13 @@ class TileConfig:
 
 @dataclass(frozen=True)
 class SchemeConfig:
-    """The ``amsnet:`` section: PD strides, masks (k, m), the denoiser's size multiple, chunking, seed, R^3, tiles."""
+    """The ``amsnet:`` section: PD strides, masks (k, m), the denoiser's size multiple, chunking, seed, R^3, tiles.
+
+    ``single_pass: true`` says that ``network_g`` is a plain denoiser -- a distilled student (stage ``distill``,
+    AMSNet-D): inference runs it once on the image (tiled like the scheme), with no PD and no mask, and the
+    stride, mask and R^3 settings do not apply to it.
+    """
+    single_pass: bool = False
     train_stride: int = 5
     test_stride: int = 2
     num_branches: int = 2
@@ -108,7 +114,10 @@ class SchemeConfig:
                     for name in ('train_stride', 'test_stride', 'num_branches', 'masks_per_pixel', 'size_multiple')}
         chunk_size = values['chunk_size']
         chunk_size = None if chunk_size is None else require_integer(chunk_size, f'{key}.chunk_size', 1)
-        config = cls(**integers, chunk_size=chunk_size, seed=require_integer(values['seed'], f'{key}.seed'),
+        if not isinstance(values['single_pass'], bool):
+            raise OptionError(f'{key}.single_pass must be true or false, got {values["single_pass"]!r}')
+        config = cls(**integers, single_pass=values['single_pass'], chunk_size=chunk_size,
+                     seed=require_integer(values['seed'], f'{key}.seed'),
                      r3=values['r3'] if isinstance(values['r3'], R3Config) else R3Config.from_section(
                          values['r3'], f'{key}.r3'),
                      tile=values['tile'] if isinstance(values['tile'], TileConfig) else TileConfig.from_section(
@@ -120,7 +129,7 @@ class SchemeConfig:
                               f'{config.num_branches - 1}] (mask ratio m/k), got {config.masks_per_pixel!r}')
         if config.tile.size is not None:
             try:
-                tiling.plan_tiles(1, 1, config.tile.size, config.tile.overlap, config.test_stride,
+                tiling.plan_tiles(1, 1, config.tile.size, config.tile.overlap, config.inference_stride,
                                   config.size_multiple)
             except ValueError as error:
                 raise OptionError(f'{key}.tile: {error}') from error
@@ -131,8 +140,16 @@ class SchemeConfig:
         """The ``amsnet:`` section of a parsed options dict."""
         return cls.from_section(opt.get('amsnet'))
 
+    @property
+    def inference_stride(self):
+        """The PD stride inference runs at: ``test_stride``, or 1 for a single-pass denoiser (no PD)."""
+        return 1 if self.single_pass else self.test_stride
+
     def inference_kwargs(self):
         """Keyword arguments of :func:`amsnet_basicsr.tiling.denoise_image` (all but the mask source)."""
+        if self.single_pass:
+            return dict(single_pass=True, stride=1, multiple=self.size_multiple, chunk_size=self.chunk_size,
+                        tile_size=self.tile.size, overlap=self.tile.overlap, tile_batch=self.tile.batch)
         return dict(stride=self.test_stride, num_branches=self.num_branches, masks_per_pixel=self.masks_per_pixel,
                     multiple=self.size_multiple, chunk_size=self.chunk_size,
                     refine_times=self.r3.times if self.r3.enabled else 0, refine_prob=self.r3.prob,

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 import yaml
 from . import plugin  # noqa: F401  (registers the denoisers; applies the torchvision alias before basicsr)
-from basicsr.archs import build_network
 from tqdm import tqdm
 
 from . import image_io, tiling
@@ -36,7 +35,7 @@ from .config import SchemeConfig
 from .errors import EXIT_PARTIAL_FAILURE, AMSNetError, ImageError, SetupError, report
 from .files import atomic_write
 from .masks import PositionalMasks
-from .options_check import check_network_options
+from .networks import build_denoiser
 
 IMAGE_EXTENSIONS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -52,45 +51,6 @@ def load_options(path):
     if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
         raise SetupError(f'options file {path} has no network_g section')
     return options
-
-
-def select_state_dict(checkpoint, param_key, source):
-    """The network's state dict inside a BasicSR checkpoint ({'params': ..., 'params_ema': ...})."""
-    if not isinstance(checkpoint, dict):
-        raise SetupError(f'{source}: not a state-dict checkpoint')
-    if param_key != 'auto':
-        if param_key not in checkpoint:
-            raise SetupError(f'{source}: no {param_key!r} key (keys: {", ".join(map(str, checkpoint))})')
-        state = checkpoint[param_key]
-    elif 'params' in checkpoint or 'params_ema' in checkpoint:
-        state = checkpoint['params' if 'params' in checkpoint else 'params_ema']
-    elif all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
-        state = checkpoint
-    else:
-        raise SetupError(f'{source}: neither a BasicSR checkpoint (params/params_ema) nor a plain state dict; '
-                         'convert official checkpoints with scripts/convert_official_checkpoint.py')
-    return {key[len('module.'):] if key.startswith('module.') else key: value for key, value in state.items()}
-
-
-def build_denoiser(options, checkpoint_path, param_key='auto', device='cpu'):
-    """``network_g`` from the options with the checkpoint's weights, in eval mode on ``device``."""
-    check_network_options(options)  # unknown type / arguments: one line naming the key; a constructor bug: traceback
-    net = build_network(dict(options['network_g']))
-    try:
-        checkpoint = torch.load(checkpoint_path, map_location='cpu', weights_only=True)
-    except Exception as error:
-        raise SetupError(f'cannot load checkpoint {checkpoint_path}: {error}') from error
-    if param_key == 'auto':
-        param_key = (options.get('path') or {}).get('param_key_g') or 'auto'
-        if param_key != 'auto' and param_key not in checkpoint:
-            param_key = 'auto'
-    state = select_state_dict(checkpoint, param_key, checkpoint_path)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise SetupError(f'checkpoint {checkpoint_path} does not match network_g '
-                         f'{options["network_g"].get("type")}: {error}') from error
-    return net.to(device).eval()
 
 
 CHANNEL_KEYS = ('in_nc', 'inp_channels', 'in_channels', 'img_channel', 'num_in_ch', 'in_chans')
@@ -201,7 +161,7 @@ def process(net, source, targets, settings, force, show_tiles):
     colour, alpha = split_image(image)
     config = settings['config']
     plan = tiling.plan_tiles(image.shape[0], image.shape[1], config.tile.size, config.tile.overlap,
-                             config.test_stride, config.size_multiple)
+                             config.inference_stride, config.size_multiple)
     with tqdm(total=tiling.num_tiles(plan), desc=f'  tiles of {source.name}', unit='tile', leave=False,
               disable=not show_tiles or tiling.num_tiles(plan) == 1, file=sys.stderr) as bar:
         try:

@@ -15,7 +15,7 @@ import torch
 from .config import SchemeConfig, is_integer, require_integer
 from .errors import OptionError
 
-STAGE_LOSSES = {'mask': 'MaskedL1Loss', 'finetune': 'FinetuneLoss'}
+STAGE_LOSSES = {'mask': 'MaskedL1Loss', 'finetune': 'FinetuneLoss', 'distill': 'L1Loss'}
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 PREFETCH_MODES = (None, 'cpu', 'cuda')
 IO_BACKENDS = ('disk', 'lmdb')
@@ -90,6 +90,29 @@ def check_model_options(opt, stage_losses=STAGE_LOSSES):
                           'use num_gpu: auto (0 without CUDA)')
     if opt.get('is_train'):
         check_train_options(opt, stage_losses)
+        if opt['train'].get('stage') == 'distill':
+            check_distill_options(opt)
+
+
+def check_distill_options(opt):
+    """Stage ``distill`` (AMSNet-D): the student is single-pass; its targets are a teacher's, never clean images."""
+    from .distill import TEACHER_SECTION, check_targets_folder, teacher_config
+    if not SchemeConfig.from_options(opt).single_pass:
+        raise OptionError('amsnet.single_pass must be true for train.stage distill: network_g is the student, run '
+                          'once per image (the teacher\'s scheme is the amsnet_teacher section)')
+    dataroot_gt = (((opt.get('datasets') or {}).get('train')) or {}).get('dataroot_gt')
+    if dataroot_gt is not None:
+        if os.path.exists(str(dataroot_gt)):
+            check_targets_folder(dataroot_gt)
+        return
+    if not isinstance(opt.get('network_teacher'), dict):
+        raise OptionError('network_teacher is required for train.stage distill without precomputed targets '
+                          '(datasets.train.dataroot_gt from amsnet-distill-prepare)')
+    check_network_options(opt, 'network_teacher')
+    teacher_config(opt)
+    if not (opt.get('path') or {}).get('pretrain_network_teacher'):
+        raise OptionError(f'path.pretrain_network_teacher: the trained teacher weights are required ({TEACHER_SECTION} '
+                          'gives its scheme)')
 
 
 def _path_keys(dataset):

@@ -164,9 +164,9 @@ def tiled_apply(fn, image, plan, tile_batch=1, device=None, progress=None):
 
 
 @torch.no_grad()
-def denoise_image(denoiser, noisy, *, masks, stride=2, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None,
-                  refine_times=0, refine_prob=0.16, tile_size=None, overlap=32, tile_batch=1, device=None,
-                  progress=None):
+def denoise_image(denoiser, noisy, *, masks=None, single_pass=False, stride=2, num_branches=2, masks_per_pixel=1,
+                  multiple=1, chunk_size=None, refine_times=0, refine_prob=0.16, tile_size=None, overlap=32,
+                  tile_batch=1, device=None, progress=None):
     """AMSNet inference (:func:`scheme.denoise`: MMDB, then R^3 when ``refine_times`` > 0) of a (B, C, H, W) image
     of any size, tile by tile; every inference entry point (``AMSNetModel.test``, ``amsnet-denoise``, the demo, the
     ablation, the benchmarks) runs this function.
@@ -175,7 +175,23 @@ def denoise_image(denoiser, noisy, *, masks, stride=2, num_branches=2, masks_per
     depend on the tiling. ``tile_size`` None (or at least the padded image) runs the whole image as one tile: the
     untiled computation. Same arguments -> bit-identical output on the same device. See the module docstring for
     the geometry and the blending window.
+
+    ``single_pass=True`` is the inference of a distilled student (AMSNet-D): ``denoiser`` runs once on every tile
+    (``chunk_size`` tiles per call; tile sides are multiples of ``multiple``), with no PD and no mask; ``masks`` and
+    the scheme's arguments are unused and ``stride`` must be 1.
     """
+    if single_pass:
+        if stride != 1:
+            raise ValueError(f'single-pass inference has no PD: stride must be 1, got {stride}')
+        plan = plan_tiles(noisy.shape[-2], noisy.shape[-1], tile_size, overlap, 1, multiple)
+
+        def single(tiles, rows, cols, images):
+            if not chunk_size or tiles.shape[0] <= chunk_size:
+                return denoiser(tiles)
+            return torch.cat([single(tiles[start:start + chunk_size], rows, cols, images)
+                              for start in range(0, tiles.shape[0], chunk_size)])
+
+        return tiled_apply(single, noisy, plan, tile_batch, device, progress)
     if not getattr(masks, 'position_invariant', False):
         raise ValueError(f'{type(masks).__name__} draws depend on the call order; tiled inference needs '
                          'position-invariant masks (PositionalMasks)')

@@ -7,7 +7,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from .. import checkpoint, guards, scheme, tiling
+from .. import checkpoint, distill, guards, networks, scheme, tiling
 from ..config import SchemeConfig
 from ..masks import PositionalMasks
 from ..options_check import STAGE_LOSSES, check_model_options
@@ -21,8 +21,11 @@ class AMSNetModel(SubmissionMixin, SRModel):
 
     Training (``train.stage``): ``mask`` is variant B — PD at ``amsnet.train_stride``, one fresh random mask per
     step and L_m (Eq. 2-4); ``finetune`` is variant P — the full MMDB output at the training stride and L_t
-    (Eq. 9-10). Testing: MMDB at ``amsnet.test_stride`` (Eq. 6-8), then R^3 when ``amsnet.r3.enabled`` (-E).
-    Only the noisy ``lq`` is read in training; ``gt``, when a validation set has it, only feeds the metrics.
+    (Eq. 9-10); ``distill`` (AMSNet-D, :mod:`amsnet_basicsr.distill`) — ``network_g`` is a single-pass student
+    learning the frozen teacher's output with L1. Testing: MMDB at ``amsnet.test_stride`` (Eq. 6-8), then R^3 when
+    ``amsnet.r3.enabled`` (-E); one pass of ``network_g`` when ``amsnet.single_pass``.
+    Only the noisy ``lq`` is read in training (and, in stage ``distill``, the teacher's targets as ``gt``); ``gt``
+    of a validation set only feeds the metrics.
     """
 
     STAGE_LOSSES = STAGE_LOSSES  # train.stage -> the train.pixel_opt.type it needs
@@ -34,7 +37,9 @@ class AMSNetModel(SubmissionMixin, SRModel):
         super().__init__(opt)
 
     def feed_data(self, data):
-        """SRModel.feed_data, remembering the batch's position in its epoch (saved with the training state)."""
+        """SRModel.feed_data, remembering the batch's position in its epoch (saved with the training state).
+        A batch without ``gt`` clears the previous one, so a validation image's ``gt`` never outlives its batch."""
+        self.__dict__.pop('gt', None)
         super().feed_data(data)
         self.epoch_batches = int(data.get(BATCH_POSITION_KEY, 0))
 
@@ -68,6 +73,10 @@ class AMSNetModel(SubmissionMixin, SRModel):
         super().init_training_settings()
         seed = (self.opt.get('manual_seed') or 0) + self.opt.get('rank', 0)
         self.mask_generator = torch.Generator(self.device).manual_seed(seed)
+        if self.stage == 'distill':
+            self.targets_from_dataset = self.opt['datasets']['train'].get('dataroot_gt') is not None
+            if not self.targets_from_dataset:
+                self.net_teacher, self.teacher_config = networks.build_teacher(self.opt, self.device)
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         """Any ``torch.optim`` optimiser by name (basicsr 1.4.2 knows only Adam; the paper uses AdamW)."""
@@ -78,8 +87,16 @@ class AMSNetModel(SubmissionMixin, SRModel):
 
         Stage ``mask`` (variant B): one fresh mask at the training stride, L_m on the masked pixels (Eq. 2-4).
         Stage ``finetune`` (variant P): the full MMDB output at the training stride and L_t (Eq. 9-10).
+        Stage ``distill`` (AMSNet-D): L1 of the student's single pass to the teacher's output on the same noisy
+        batch (precomputed ``gt`` of the targets LMDB, or the frozen teacher run on the batch).
         """
         config = self.scheme_config
+        if self.stage == 'distill':
+            if self.targets_from_dataset:
+                target = self.gt  # the precomputed teacher output (checked to be one before training)
+            else:
+                target = distill.teacher_output(self.net_teacher, self.teacher_config, self.lq)
+            return 'l_distill', self.cri_pix(self.net_g(self.lq), target)
         if self.stage == 'mask':
             prediction, masked = self.masked_forward(self.net_g, self.lq, self.mask_generator)
             return 'l_mask', self.cri_pix(prediction, self.lq, masked)

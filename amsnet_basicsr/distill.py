@@ -1,0 +1,64 @@
+"""Stage ``distill`` (AMSNet-D): a frozen AMSNet teacher's output is the target of a single-pass student.
+
+The teacher is ``network_teacher`` of the student's options file, loaded from ``path.pretrain_network_teacher``
+(any D_E weights of stage ``mask`` (B) or ``finetune`` (P)); it denoises with the scheme of its own section
+``amsnet_teacher`` -- MMDB at the test stride (Eq. 6-8), then R^3 when enabled (the -E variants) -- through the one
+inference function :func:`amsnet_basicsr.tiling.denoise_image`, with position-seeded masks. The student
+(``network_g``, ``amsnet.single_pass: true``) learns noisy -> teacher output at full resolution with an L1 loss, and
+runs once per image at test time, with no PD and no mask. No clean image is read anywhere: the teacher itself was
+trained on noisy images only, and its targets are computed from the same noisy crops.
+
+Targets come from one of two places (``AMSNetModel``, stage ``distill``; the teacher is built by
+:func:`amsnet_basicsr.networks.build_teacher`):
+
+* precomputed (the default of the shipped options, faster per student iteration, ``docs/distillation.md``):
+  ``amsnet-distill-prepare -opt <options>`` (:mod:`amsnet_basicsr.data.teacher_targets`) runs the teacher once over every crop of the noisy training LMDB
+  (``datasets.train.dataroot_lq``) and writes a BasicSR LMDB with the same keys to ``datasets.train.dataroot_gt``,
+  read with the noisy one by BasicSR's ``PairedImageDataset`` (random crops and flips of both);
+* on the fly: with a dataset of noisy images only (``NoisyImageDataset``), the teacher denoises every batch.
+
+The targets LMDB carries ``amsnet_teacher.json`` (teacher, weights, scheme); the distill stage refuses a
+``dataroot_gt`` without it, so a clean ground-truth LMDB cannot be used by mistake.
+"""
+import json
+import os.path as osp
+
+import torch
+
+from . import tiling
+from .config import SchemeConfig
+from .errors import OptionError
+from .masks import PositionalMasks
+
+TEACHER_INFO = 'amsnet_teacher.json'
+TEACHER_SECTION = 'amsnet_teacher'
+
+
+# ----------------------------------------------------------------------------------------------- the teacher
+def teacher_config(opt):
+    """The teacher's scheme (:class:`SchemeConfig` of the ``amsnet_teacher`` section; the paper's defaults when
+    absent); it must run the scheme, not a single pass."""
+    config = SchemeConfig.from_section(opt.get(TEACHER_SECTION), key=TEACHER_SECTION)
+    if config.single_pass:
+        raise OptionError(f'{TEACHER_SECTION}.single_pass: the teacher runs the mask scheme (MMDB, R^3); '
+                          'a single-pass network cannot be the teacher')
+    return config
+
+
+@torch.no_grad()
+def teacher_output(teacher, config, noisy, device=None):
+    """The teacher's denoised ``noisy`` (B, C, H, W): :func:`tiling.denoise_image` with the teacher's scheme and
+    position-seeded masks (MMDB, Eq. 6-8, then R^3 when ``config.r3.enabled``), clamped to [0, 1]."""
+    return tiling.denoise_image(teacher, noisy, masks=PositionalMasks(config.seed), **config.inference_kwargs(),
+                                device=device).clamp_(0, 1)
+
+
+def check_targets_folder(path, key='datasets.train.dataroot_gt'):
+    """The teacher description of a targets LMDB; :class:`OptionError` unless ``path`` is one
+    (``amsnet-distill-prepare`` writes ``amsnet_teacher.json`` into every LMDB it completes)."""
+    info_path = osp.join(str(path), TEACHER_INFO)
+    if not osp.isfile(info_path):
+        raise OptionError(f'{key}: {path} is not a teacher-targets LMDB (no {TEACHER_INFO}); the distill stage '
+                          'never reads clean images -- make it with amsnet-distill-prepare -opt <options>')
+    with open(info_path, encoding='utf-8') as handle:
+        return json.load(handle)
