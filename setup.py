@@ -27,7 +27,10 @@ setup(
         'bm3d',  # the demo's classical baseline
         'Pillow',
     ],
-    extras_require={'test': ['pytest']},
+    extras_require={  # amsnet-export writes ONNX (torch's dynamo exporter needs onnxscript) and checks it with onnxruntime
+        'onnx': ['onnx', 'onnxscript', 'onnxruntime'],
+        'test': ['pytest', 'onnx', 'onnxscript', 'onnxruntime'],
+    },
     entry_points={
         'console_scripts': [
             'amsnet-train=amsnet_basicsr.pipelines:train_main',
@@ -35,6 +38,7 @@ setup(
             'amsnet-demo=amsnet_basicsr.demo:main',
             'amsnet-denoise=amsnet_basicsr.denoise:main',
             'amsnet-distill-prepare=amsnet_basicsr.data.teacher_targets:main',
+            'amsnet-export=amsnet_basicsr.export:main',
         ],
     },
 )

@@ -315,7 +315,7 @@ def spread(row, key, digits):
 
 def markdown(results, baseline, config, command):
     lines = ['# AMSNet ablation (scripts/ablate.py)', '', f'Command: `{command}`', '',
-             f'Budget per training run: ' + (f'{config.iters} iterations' if config.iters else
+             'Budget per training run: ' + (f'{config.iters} iterations' if config.iters else
                                              f'{config.budget:g} CPU s, iterations set by a speed probe') +
              ' (base), ' + (f'{config.finetune_iters} iterations' if config.finetune_iters else
                             f'{config.finetune_budget:g} CPU s') + ' (fine-tune P, from the base B). '

@@ -1,6 +1,7 @@
 """amsnet-denoise: denoise your own photos of any size with a trained AMSNet denoiser.
 
     python -m amsnet_basicsr.denoise INPUT OUTPUT_DIR -opt options/test_SIDD.yml -c net_g_latest.pth
+    python -m amsnet_basicsr.denoise INPUT OUTPUT_DIR -c student.onnx          (an amsnet-export file: onnxruntime)
 
 INPUT is an image file or a folder (searched recursively for .png/.tif/.tiff/.jpg/.jpeg, any case); results
 keep the folder structure, file name and bit depth. The denoiser is ``network_g`` of the options file, built
@@ -9,7 +10,8 @@ with BasicSR's ``build_network`` and loaded from a BasicSR checkpoint (``params`
 the tiling, which the flags override. Inference is MMDB (Eq. 6-8) then R^3 when enabled, run by
 :func:`amsnet_basicsr.tiling.denoise_image` -- the function ``test.py`` runs -- on overlapped tiles with
 position-seeded masks: memory is set by the tile size, and the same weights, image and settings give the same
-output as ``test.py``.
+output as ``test.py``. A single-pass network (``amsnet.single_pass: true``: a distilled student) runs once per
+tile instead; exported to ONNX (``amsnet-export``), it runs with onnxruntime, its sidecar replacing the options.
 
 Images: 8/16-bit PNG/TIFF, 8-bit JPEG and float32 TIFF; grayscale is replicated to the model's 3 channels
 (the output is their mean) or fed to a 1-channel model as is (colour images go through a 1-channel model one
@@ -26,7 +28,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import yaml
 from . import plugin  # noqa: F401  (registers the denoisers; applies the torchvision alias before basicsr)
 from tqdm import tqdm
 
@@ -35,39 +36,13 @@ from .config import SchemeConfig
 from .errors import EXIT_PARTIAL_FAILURE, AMSNetError, ImageError, SetupError, report
 from .files import atomic_write
 from .masks import PositionalMasks
-from .networks import build_denoiser
+from .networks import build_denoiser, load_options, model_channels
 
 IMAGE_EXTENSIONS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 # ----------------------------------------------------------------------------------------------- model
-def load_options(path):
-    try:
-        with open(path, encoding='utf-8') as handle:
-            options = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as error:
-        raise SetupError(f'cannot read options file {path}: {error}') from error
-    if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
-        raise SetupError(f'options file {path} has no network_g section')
-    return options
-
-
-CHANNEL_KEYS = ('in_nc', 'inp_channels', 'in_channels', 'img_channel', 'num_in_ch', 'in_chans')
-
-
-def model_channels(net, network_options=None):
-    """Image channels the denoiser takes: the network_g option that says so (in_nc, inp_channels, img_channel,
-    ...), else the input channels of its first convolution, else 3."""
-    for key in CHANNEL_KEYS:
-        if isinstance((network_options or {}).get(key), int):
-            return network_options[key]
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            return module.in_channels
-    return 3
-
-
 # ------------------------------------------------------------------------------------------------- I/O
 def read_image(path):
     """(H, W, C) array as stored (:func:`amsnet_basicsr.image_io.read`): gray, BGR or BGRA; 8/16-bit or float."""
@@ -180,8 +155,9 @@ def parse_args(argv=None):
                                      epilog='Scheme defaults come from the amsnet: section of the options file.')
     parser.add_argument('input', help='image file or folder (searched recursively)')
     parser.add_argument('output', help='output folder (mirrors the input folder structure)')
-    parser.add_argument('-opt', '--opt', required=True, help='BasicSR options yml with network_g (and amsnet)')
-    parser.add_argument('-c', '--checkpoint', help='BasicSR net_g .pth (default: path.pretrain_network_g)')
+    parser.add_argument('-opt', '--opt', help='BasicSR options yml with network_g (and amsnet); optional with an .onnx')
+    parser.add_argument('-c', '--checkpoint', help='BasicSR net_g .pth (default: path.pretrain_network_g), or a '
+                        'single-pass network exported by amsnet-export (.onnx, run with onnxruntime)')
     parser.add_argument('--param-key', default='auto',
                         help='params, params_ema or auto = path.param_key_g, else params (default: %(default)s)')
     parser.add_argument('--r3', action=argparse.BooleanOptionalAction, default=None,
@@ -236,6 +212,21 @@ def make_settings(args, options, net):
                 precision=PRECISIONS[args.precision], model_channels=model_channels(net, options.get('network_g')))
 
 
+def load_onnx(args):
+    """(denoiser, settings) of an exported single-pass network (``-c model.onnx``, run with onnxruntime): its sidecar
+    gives the channels and size multiple; ``-opt``, when given, only supplies ``amsnet.tile``."""
+    from .export import OnnxDenoiser
+    if args.precision != 'fp32':
+        raise SetupError('--precision: an exported .onnx runs in float32 (use fp32)')
+    net = OnnxDenoiser(args.checkpoint, device=args.device)
+    tile = ((load_options(args.opt).get('amsnet') or {}).get('tile') if args.opt else None)
+    options = {'amsnet': {'single_pass': True, 'size_multiple': net.info['size_multiple'],
+                          **({'tile': tile} if tile is not None else {})}}
+    settings = dict(config=scheme_config(args, options), device=torch.device('cpu'), precision=None,
+                    model_channels=net.info['channels'])
+    return net, settings
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -244,12 +235,17 @@ def main(argv=None):
         if args.device == 'cuda':  # same seed -> same output also on GPU: no autotuned, non-deterministic kernels
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
-        options = load_options(args.opt)
-        checkpoint = args.checkpoint or (options.get('path') or {}).get('pretrain_network_g')
-        if not checkpoint:
-            raise SetupError(f'no weights: pass --checkpoint or set path.pretrain_network_g in {args.opt}')
-        net = build_denoiser(options, checkpoint, args.param_key, args.device)
-        settings = make_settings(args, options, net)
+        if args.checkpoint and args.checkpoint.lower().endswith('.onnx'):
+            net, settings = load_onnx(args)
+        else:
+            if not args.opt:
+                raise SetupError('-opt is required (an options file with network_g), except with -c model.onnx')
+            options = load_options(args.opt)
+            checkpoint = args.checkpoint or (options.get('path') or {}).get('pretrain_network_g')
+            if not checkpoint:
+                raise SetupError(f'no weights: pass --checkpoint or set path.pretrain_network_g in {args.opt}')
+            net = build_denoiser(options, checkpoint, args.param_key, args.device)
+            settings = make_settings(args, options, net)
         files = find_images(args.input, args.output)
     except AMSNetError as error:
         return report('amsnet-denoise', error)

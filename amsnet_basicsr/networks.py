@@ -1,14 +1,27 @@
-"""Build a registered network from an options section and load a BasicSR checkpoint into it (strictly).
+"""Options files and networks: read an options file, build a registered network from one of its sections and load a
+BasicSR checkpoint into it (strictly).
 
 Used by ``amsnet-denoise``, ``amsnet-export`` and the teacher of stage ``distill``; registration is the caller's
 business (import :mod:`amsnet_basicsr.plugin` first).
 """
 import torch
+import yaml
 from basicsr.archs import build_network
 
 from . import distill
 from .errors import OptionError, SetupError
 from .options_check import check_network_options
+
+
+def load_options(path):
+    try:
+        with open(path, encoding='utf-8') as handle:
+            options = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as error:
+        raise SetupError(f'cannot read options file {path}: {error}') from error
+    if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
+        raise SetupError(f'options file {path} has no network_g section')
+    return options
 
 
 def select_state_dict(checkpoint, param_key, source):
@@ -65,3 +78,18 @@ def build_teacher(opt, device='cpu'):
     for parameter in net.parameters():
         parameter.requires_grad_(False)
     return net, distill.teacher_config(opt)
+
+
+CHANNEL_KEYS = ('in_nc', 'inp_channels', 'in_channels', 'img_channel', 'num_in_ch', 'in_chans')
+
+
+def model_channels(net, network_options=None):
+    """Image channels the denoiser takes: the network_g option that says so (in_nc, inp_channels, img_channel,
+    ...), else the input channels of its first convolution, else 3."""
+    for key in CHANNEL_KEYS:
+        if isinstance((network_options or {}).get(key), int):
+            return network_options[key]
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            return module.in_channels
+    return 3

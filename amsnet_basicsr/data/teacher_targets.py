@@ -154,7 +154,7 @@ def parse_args(argv=None):
 def main(argv=None):
     """Console script ``amsnet-distill-prepare``; exit codes as in :mod:`amsnet_basicsr.errors`."""
     from .. import plugin  # noqa: F401  (registers the architectures; applies the torchvision alias before basicsr)
-    from ..denoise import load_options
+    from ..networks import load_options
 
     args = parse_args(argv)
 
