@@ -5,14 +5,18 @@
 
 (``scripts/benchmark_inference.py`` is a thin wrapper of this module.)
 
-Sections (``--sections``, default ``blocks,tiling``; ``large`` runs when ``--megapixels`` is given):
+Sections (``--sections``, default ``blocks,student,tiling``; ``large`` runs when ``--megapixels`` is given):
 
-blocks   A 256x256 RGB input. Seconds per image for MMDB (Eq. 6-8, PD stride 2) and MMDB + R^3, through
+blocks   A 256x256 RGB input. ``--chunk-sizes`` (default ``auto``: the pixel budget ``amsnet.chunk_size: auto``
+         uses on this device, printed with the rows) compares how many denoiser passes go into one call. Seconds per image for MMDB (Eq. 6-8, PD stride 2) and MMDB + R^3, through
          ``scheme.denoise`` with generator masks (one whole image, no tiling machinery) and through
          ``tiling.denoise_image`` untiled (position-seeded masks: the path of every entry point). Denoiser passes in full-image equivalents: k for
          MMDB (k branches x s^2 sub-images of 1/s^2 the area), k(1+T) with R^3. Overhead factor = pipeline time /
          (passes x time of one plain forward of the denoiser on a 1x3x256x256 input). Seconds per megapixel.
          Each precision in ``--precisions`` (autocast; fp32 = none).
+student  The teacher's P-E (MMDB + R^3 with ``--arch``/``--size``) against the distilled student (NAFNet, width 16,
+         1.1 M parameters, one pass) on the same 256x256 input, and the student run by onnxruntime from its ONNX
+         export: seconds and speed-up over the teacher.
 tiling   An image that fits (``--fit-size``, default 1024x1024): untiled vs tiled (``--tile``/``--overlap``)
          seconds, tiling overhead = tiled / untiled, max |tiled - untiled| overall, in the band of ``overlap``
          pixels around inner tile edges ("borders") and elsewhere.
@@ -36,6 +40,7 @@ import torch
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import scheme, tiling
+from amsnet_basicsr.config import CHUNK_PIXELS
 from amsnet_basicsr.masks import GeneratorMasks, PositionalMasks
 from basicsr.archs import build_network
 
@@ -55,6 +60,18 @@ ARCHS = {
                 'paper': dict(width=32, middle_blk_num=12, enc_blk_nums=[2, 2, 4, 8], dec_blk_nums=[2, 2, 2, 2])}),
 }
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+# the student of the shipped distillation options (~1.1 M parameters, spandrel's NAFNet)
+STUDENT = {'type': 'NAFNet', 'img_channel': 3, 'width': 16, 'middle_blk_num': 1, 'enc_blk_nums': [1, 1, 1, 1],
+           'dec_blk_nums': [1, 1, 1, 1]}
+
+
+def chunk_settings(chunk, device):
+    """(label, scheme keyword arguments) of a ``--chunk-sizes`` entry: a number, all, or auto (the pixel budget of
+    ``amsnet.chunk_size: auto`` on this device)."""
+    if chunk == 'auto':
+        pixels = CHUNK_PIXELS.get(device.type, CHUNK_PIXELS['cuda'])
+        return f'auto={pixels // 1024}k px', dict(chunk_size=None, chunk_pixels=pixels)
+    return str(chunk or 'all'), dict(chunk_size=chunk, chunk_pixels=None)
 
 
 def build(arch, size, device):
@@ -134,20 +151,21 @@ def bench_blocks(args, device):
     rows = []
     with torch.no_grad():
         for precision, chunk in [(p, c) for p in args.precisions for c in args.chunk_sizes]:
+            label_chunk, chunking = chunk_settings(chunk, device)
             with autocast(device, precision):
 
                 def run_scheme(refine):
                     masks = GeneratorMasks(torch.Generator(device).manual_seed(0))
                     return scheme.denoise(net, image, masks, stride=2, num_branches=k, multiple=multiple,
-                                          chunk_size=chunk, refine_times=refine)
+                                          refine_times=refine, **chunking)
 
                 def run_positional(refine):
                     return tiling.denoise_image(net, image, masks=PositionalMasks(0), stride=2, num_branches=k,
-                                                multiple=multiple, chunk_size=chunk, refine_times=refine)
+                                                multiple=multiple, refine_times=refine, **chunking)
 
                 def run_identity(refine):  # the scheme's own cost: masks, PD, gathers, blending
                     return scheme.denoise(torch.nn.Identity(), image, PositionalMasks(0), stride=2, num_branches=k,
-                                          multiple=multiple, chunk_size=chunk, refine_times=refine)
+                                          multiple=multiple, refine_times=refine, **chunking)
 
                 for label, fn, refine in (('MMDB (scheme)', run_scheme, 0), ('MMDB (tiling)', run_positional, 0),
                                           ('MMDB (identity D)', run_identity, 0),
@@ -157,15 +175,57 @@ def bench_blocks(args, device):
                     seconds, plain = timed_pair(lambda: fn(refine), lambda: net(image), device, args.repeats,
                                                 CLOCKS[args.clock])
                     passes = k * (1 + refine)
-                    rows.append(dict(precision=precision, chunk=chunk or 'all', pipeline=label, seconds=seconds,
+                    rows.append(dict(precision=precision, chunk=label_chunk, pipeline=label, seconds=seconds,
                                      passes=passes,
                                      plain_forward=plain, overhead=seconds / (passes * plain),
                                      seconds_per_mp=seconds / (256 * 256 / 1e6)))
-    print(f'{"precision":9} {"chunk":>5} {"pipeline":20} {"s/image":>9} {"passes":>6} {"plain fwd s":>11} '
+    print(f'{"precision":9} {"chunk":>12} {"pipeline":20} {"s/image":>9} {"passes":>6} {"plain fwd s":>11} '
           f'{"overhead":>8} {"s/MP":>8}')
     for row in rows:
-        print(f'{row["precision"]:9} {row["chunk"]!s:>5} {row["pipeline"]:20} {row["seconds"]:9.4f} '
+        print(f'{row["precision"]:9} {row["chunk"]!s:>12} {row["pipeline"]:20} {row["seconds"]:9.4f} '
               f'{row["passes"]:6d} {row["plain_forward"]:11.4f} {row["overhead"]:8.3f} {row["seconds_per_mp"]:8.3f}')
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------- student
+def bench_student(args, device):
+    """The teacher's P-E inference (MMDB + R^3, ``--arch``/``--size``) against the distilled student's single pass
+    (:data:`STUDENT`) on the same 256x256 input, both through ``tiling.denoise_image`` with ``chunk_size: auto``;
+    and the student exported to ONNX, run with onnxruntime (CPU), when onnxruntime is installed."""
+    teacher, multiple, _ = build(args.arch, args.size, device)
+    torch.manual_seed(0)
+    student = build_network(dict(STUDENT)).to(device).eval()
+    image = test_image(256, 256, device)
+    _, chunking = chunk_settings('auto', device)
+    clock = CLOCKS[args.clock]
+    rows = []
+    with torch.no_grad():
+        teacher_seconds = timed(lambda: tiling.denoise_image(
+            teacher, image, masks=PositionalMasks(0), stride=2, num_branches=args.num_branches, multiple=multiple,
+            refine_times=args.r3_times, **chunking), device, args.repeats, clock=clock)
+        rows.append(dict(model=f'teacher {args.arch}-{args.size} P-E (MMDB+R3, T={args.r3_times})',
+                         parameters=sum(p.numel() for p in teacher.parameters()), seconds=teacher_seconds))
+        student_seconds = timed(lambda: tiling.denoise_image(student, image, single_pass=True, stride=1, **chunking),
+                                device, args.repeats, clock=clock)
+        rows.append(dict(model='student NAFNet-16 (one pass, torch)',
+                         parameters=sum(p.numel() for p in student.parameters()), seconds=student_seconds))
+    try:
+        import onnxruntime
+    except ImportError:
+        onnxruntime = None
+    if onnxruntime is not None:
+        from amsnet_basicsr.export import export_onnx
+        session = onnxruntime.InferenceSession(export_onnx(student.cpu(), channels=3),
+                                               providers=['CPUExecutionProvider'])
+        array = image.cpu().numpy()
+        seconds = timed(lambda: session.run(None, {'input': array}), torch.device('cpu'), args.repeats, clock=clock)
+        rows.append(dict(model='student NAFNet-16 (one pass, onnxruntime CPU)', parameters=rows[-1]['parameters'],
+                         seconds=seconds))
+    print(f'\n== teacher P-E vs distilled student, 256x256, {args.clock} clock, best of {args.repeats}')
+    print(f'{"model":52} {"parameters":>11} {"s/image":>9} {"x faster":>9}')
+    for row in rows:
+        row['speed_up'] = teacher_seconds / row['seconds']
+        print(f'{row["model"]:52} {row["parameters"]:11,d} {row["seconds"]:9.4f} {row["speed_up"]:9.1f}')
     return rows
 
 
@@ -305,13 +365,15 @@ def main(argv=None):
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=list(PRECISIONS),
                         help='autocast dtypes for the blocks section (the first one for the large section)')
-    parser.add_argument('--sections', default='blocks,tiling', help='comma list of blocks, tiling, large')
+    parser.add_argument('--sections', default='blocks,student,tiling',
+                        help='comma list of blocks, student, tiling, large')
     parser.add_argument('--num-branches', type=int, default=2)
     parser.add_argument('--r3-times', type=int, default=8)
     parser.add_argument('--chunk-size', type=int, default=8,
                         help='sub-images per denoiser call in the tiling and large sections (0 = all at once)')
-    parser.add_argument('--chunk-sizes', nargs='+', default=['8'],
-                        help='chunk sizes compared in the blocks section (all = all passes at once)')
+    parser.add_argument('--chunk-sizes', nargs='+', default=['auto'],
+                        help='chunk sizes compared in the blocks section (all = all passes at once; auto = the '
+                        'pixel budget of amsnet.chunk_size: auto on this device)')
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--clock', default='wall', choices=list(CLOCKS),
                         help='wall time, or this process\'s CPU time (CPU only; robust on a shared machine)')
@@ -330,7 +392,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.device == 'cuda':
         args.clock = 'wall'
-    args.chunk_sizes = [None if value == 'all' else int(value) for value in args.chunk_sizes]
+    args.chunk_sizes = [None if value == 'all' else value if value == 'auto' else int(value)
+                        for value in args.chunk_sizes]
     args.chunk_size = args.chunk_size or None
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -345,6 +408,8 @@ def main(argv=None):
                   load_before=os.getloadavg())
     if 'blocks' in sections:
         report['blocks'] = bench_blocks(args, device)
+    if 'student' in sections:
+        report['student'] = bench_student(args, device)
     if 'tiling' in sections:
         report['tiling'] = bench_tiling(args, device)
     if 'large' in sections:

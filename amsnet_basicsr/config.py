@@ -9,13 +9,22 @@ this layer turns every problem into an :class:`~amsnet_basicsr.errors.OptionErro
 One integer rule for every integer option of this package: an int, or an integral float such as YAML's
 ``!!float 5e3`` (bools are refused). ``null`` means "not set": ``chunk_size: null`` runs all denoiser passes in
 one batch, ``tile: {size: null}`` processes the image whole.
+
+``chunk_size: auto`` (the default) sizes each denoiser call by a pixel budget of the device it runs on
+(:data:`CHUNK_PIXELS`): on a CPU, calls of more than ~2 images of 256x256 are slower per pixel (measured with
+``scripts/benchmark_inference.py``, ``docs/benchmarks.md``), while a GPU wants larger batches.
+
 """
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Optional
+from typing import Optional, Union
 
 from . import tiling
 from .errors import OptionError
+
+
+# pixels per denoiser call for ``chunk_size: auto``, by device type (see the module docstring)
+CHUNK_PIXELS = {'cpu': 2 * 256 * 256, 'cuda': 8 * 256 * 256}
 
 
 def is_integer(value, minimum=None):
@@ -101,7 +110,7 @@ class SchemeConfig:
     num_branches: int = 2
     masks_per_pixel: int = 1
     size_multiple: int = 1
-    chunk_size: Optional[int] = None
+    chunk_size: Union[int, str, None] = 'auto'
     seed: int = 0
     r3: R3Config = field(default_factory=R3Config)
     tile: TileConfig = field(default_factory=TileConfig)
@@ -113,7 +122,10 @@ class SchemeConfig:
         integers = {name: require_integer(values[name], f'{key}.{name}', 1)
                     for name in ('train_stride', 'test_stride', 'num_branches', 'masks_per_pixel', 'size_multiple')}
         chunk_size = values['chunk_size']
-        chunk_size = None if chunk_size is None else require_integer(chunk_size, f'{key}.chunk_size', 1)
+        if chunk_size is not None and chunk_size != 'auto':
+            if not is_integer(chunk_size, 1):
+                raise OptionError(f'{key}.chunk_size must be auto, null or an integer >= 1, got {chunk_size!r}')
+            chunk_size = int(chunk_size)
         if not isinstance(values['single_pass'], bool):
             raise OptionError(f'{key}.single_pass must be true or false, got {values["single_pass"]!r}')
         config = cls(**integers, single_pass=values['single_pass'], chunk_size=chunk_size,
@@ -145,12 +157,20 @@ class SchemeConfig:
         """The PD stride inference runs at: ``test_stride``, or 1 for a single-pass denoiser (no PD)."""
         return 1 if self.single_pass else self.test_stride
 
-    def inference_kwargs(self):
-        """Keyword arguments of :func:`amsnet_basicsr.tiling.denoise_image` (all but the mask source)."""
+    def chunk_kwargs(self, device_type='cpu'):
+        """``chunk_size`` / ``chunk_pixels`` of the scheme's functions on a device of ``device_type`` (``auto``: the
+        pixel budget :data:`CHUNK_PIXELS` of that device type)."""
+        if self.chunk_size == 'auto':
+            return dict(chunk_size=None, chunk_pixels=CHUNK_PIXELS.get(device_type, CHUNK_PIXELS['cuda']))
+        return dict(chunk_size=self.chunk_size, chunk_pixels=None)
+
+    def inference_kwargs(self, device_type='cpu'):
+        """Keyword arguments of :func:`amsnet_basicsr.tiling.denoise_image` (all but the mask source) for inference
+        on a device of ``device_type``."""
         if self.single_pass:
-            return dict(single_pass=True, stride=1, multiple=self.size_multiple, chunk_size=self.chunk_size,
+            return dict(single_pass=True, stride=1, multiple=self.size_multiple, **self.chunk_kwargs(device_type),
                         tile_size=self.tile.size, overlap=self.tile.overlap, tile_batch=self.tile.batch)
         return dict(stride=self.test_stride, num_branches=self.num_branches, masks_per_pixel=self.masks_per_pixel,
-                    multiple=self.size_multiple, chunk_size=self.chunk_size,
+                    multiple=self.size_multiple, **self.chunk_kwargs(device_type),
                     refine_times=self.r3.times if self.r3.enabled else 0, refine_prob=self.r3.prob,
                     tile_size=self.tile.size, overlap=self.tile.overlap, tile_batch=self.tile.batch)

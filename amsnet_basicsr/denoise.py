@@ -123,7 +123,8 @@ def denoise_array(net, colour, settings, progress=None):
     config = settings['config']
     with autocast:
         output = tiling.denoise_image(net, tensor.contiguous(), masks=PositionalMasks(config.seed),
-                                      **config.inference_kwargs(), device=settings['device'], progress=progress)
+                                      **config.inference_kwargs(settings['device'].type), device=settings['device'],
+                                      progress=progress)
     if channels == 1 and in_channels == 3:
         output = output.mean(1, keepdim=True)
     elif channels == 3 and in_channels == 1:
@@ -148,6 +149,16 @@ def process(net, source, targets, settings, force, show_tiles):
     if len(targets) > 1:
         stored = image[..., 0] if image.shape[2] == 1 else image
         write_image(targets[1], np.concatenate([stored, result], axis=1), force)
+
+
+def chunk_size_flag(text):
+    """``--chunk-size``: auto, all (null) or a positive integer."""
+    if text in ('auto', 'all'):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected auto, all or an integer, got {text!r}') from None
 
 
 def parse_args(argv=None):
@@ -176,8 +187,8 @@ def parse_args(argv=None):
     parser.add_argument('--tile-overlap', type=int, help='overlap of neighbouring tiles in pixels (default: '
                         'amsnet.tile.overlap)')
     parser.add_argument('--tile-batch', type=int, help='tiles per denoiser batch (default: amsnet.tile.batch)')
-    parser.add_argument('--chunk-size', type=int, help='max sub-images per denoiser call (default: '
-                        'amsnet.chunk_size; null = all at once)')
+    parser.add_argument('--chunk-size', type=chunk_size_flag, help='sub-images per denoiser call: auto (a pixel '
+                        'budget per device), all, or a number (default: amsnet.chunk_size)')
     parser.add_argument('--side-by-side', action='store_true', help='also write <name>_side_by_side: noisy|denoised')
     parser.add_argument('--ext', help='output extension (e.g. png); default: the input\'s')
     parser.add_argument('--force', action='store_true', help='overwrite existing outputs')
@@ -199,6 +210,8 @@ def scheme_config(args, options):
         value = getattr(args, flag)
         if value is None:
             continue
+        if value == 'all':  # --chunk-size all: null, every pass in one call
+            value = None
         if len(path) == 1:
             section[path[0]] = value
         else:

@@ -49,8 +49,9 @@ def teacher_config(opt):
 def teacher_output(teacher, config, noisy, device=None):
     """The teacher's denoised ``noisy`` (B, C, H, W): :func:`tiling.denoise_image` with the teacher's scheme and
     position-seeded masks (MMDB, Eq. 6-8, then R^3 when ``config.r3.enabled``), clamped to [0, 1]."""
-    return tiling.denoise_image(teacher, noisy, masks=PositionalMasks(config.seed), **config.inference_kwargs(),
-                                device=device).clamp_(0, 1)
+    device_type = torch.device(device).type if device is not None else noisy.device.type
+    return tiling.denoise_image(teacher, noisy, masks=PositionalMasks(config.seed),
+                                **config.inference_kwargs(device_type), device=device).clamp_(0, 1)
 
 
 def check_targets_folder(path, key='datasets.train.dataroot_gt'):

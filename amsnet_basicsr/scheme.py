@@ -92,13 +92,26 @@ def mask_loss(prediction, target, masked):
     return ((prediction - target).abs() * weight).sum() / total.clamp_min(1)
 
 
-def mmdb(denoiser, noisy, stride, groups, *, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None):
+def samples_per_call(total, height, width, *, chunk_size=None, chunk_pixels=None):
+    """How many of ``total`` (height x width) denoiser inputs go into one call: at most ``chunk_size`` inputs and at
+    most ``chunk_pixels`` pixels (at least one input); all of them when neither is given."""
+    count = total
+    if chunk_size:
+        count = min(count, chunk_size)
+    if chunk_pixels:
+        count = min(count, max(1, chunk_pixels // (height * width)))
+    return max(1, count)
+
+
+def mmdb(denoiser, noisy, stride, groups, *, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None,
+         chunk_pixels=None):
     """Multi-branch mask complementary denoising block (Eq. 6-8; Supp. Eq. 2 for m > 1).
 
     I_DN = P_s^-1( sum_i M~^i ⊙ D_E(M^i ⊙ P_s(I_N)) / m ), with the masks of branch i given by the per-pixel
     ``groups`` (B, 1, H, W) of :func:`sample_mask_groups` (or any other draw with that layout). The k branch
-    inputs of all B*s*s sub-images form one batch of k*B*s*s denoiser passes, run ``chunk_size`` at a time (all at
-    once when None); each chunk's masked inputs are built on the fly, so no full image is copied per mask.
+    inputs of all B*s*s sub-images form one batch of k*B*s*s denoiser passes, run in chunks of at most ``chunk_size``
+    passes and ``chunk_pixels`` pixels (:func:`samples_per_call`; all at once when neither is given); each chunk's
+    masked inputs are built on the fly, so no full image is copied per mask.
     Differentiable: the fine-tune stage (Eq. 10) back-propagates through all branches.
     """
     check_mask_config(num_branches, masks_per_pixel)
@@ -106,7 +119,7 @@ def mmdb(denoiser, noisy, stride, groups, *, num_branches=2, masks_per_pixel=1, 
     sub_images = pd_down(noisy, stride, multiple)
     num_sub_images = sub_images.shape[0]
     num_passes = num_branches * num_sub_images
-    chunk_size = chunk_size or num_passes
+    chunk_size = samples_per_call(num_passes, *sub_images.shape[-2:], chunk_size=chunk_size, chunk_pixels=chunk_pixels)
     restored = torch.zeros_like(sub_images)
     for start in range(0, num_passes, chunk_size):
         pass_index = torch.arange(start, min(start + chunk_size, num_passes), device=noisy.device)
@@ -131,22 +144,23 @@ def random_replacement_refinement(restore, noisy, denoised, replace):
 
 
 def denoise(denoiser, noisy, masks, *, coords=None, stride=2, num_branches=2, masks_per_pixel=1, multiple=1,
-            chunk_size=None, refine_times=0, refine_prob=0.16):
+            chunk_size=None, chunk_pixels=None, refine_times=0, refine_prob=0.16):
     """Full inference: MMDB at the inference stride (variant B/P), then R^3 when ``refine_times`` > 0 (-E).
 
     ``masks`` is a mask source (:mod:`amsnet_basicsr.masks`: ``GeneratorMasks`` or ``PositionalMasks``) asked for
     the MMDB groups of Eq. 5 and for R^3's draws; ``coords`` (:class:`~amsnet_basicsr.masks.PixelCoords`) are the
     source coordinates of the pixels of ``noisy`` (default: ``noisy`` is a batch of whole images). R^3 (AP-BSN,
     Sec. 3.5): T copies of I_DN, each pixel (all channels) replaced by its noisy value with probability p, MMDB at
-    s = 1 on every copy, the mean of the T results; the T*k passes go through the denoiser as one batch,
-    ``chunk_size`` at a time.
+    s = 1 on every copy, the mean of the T results; the T*k passes go through the denoiser as one batch, in chunks
+    of at most ``chunk_size`` passes and ``chunk_pixels`` pixels.
     """
     if not 0.0 <= refine_prob <= 1.0:
         raise ValueError(f'R3 replacement probability must be in [0, 1], got {refine_prob}')
     batch, _, height, width = noisy.shape
     coords = coords if coords is not None else PixelCoords.whole(batch, height, width, noisy.device)
     groups = masks.mmdb_groups(coords, num_branches=num_branches)
-    settings = dict(num_branches=num_branches, masks_per_pixel=masks_per_pixel, multiple=multiple, chunk_size=chunk_size)
+    settings = dict(num_branches=num_branches, masks_per_pixel=masks_per_pixel, multiple=multiple, chunk_size=chunk_size,
+                    chunk_pixels=chunk_pixels)
     denoised = mmdb(denoiser, noisy, stride, groups, **settings)
     if refine_times <= 0:
         return denoised

@@ -165,8 +165,8 @@ def tiled_apply(fn, image, plan, tile_batch=1, device=None, progress=None):
 
 @torch.no_grad()
 def denoise_image(denoiser, noisy, *, masks=None, single_pass=False, stride=2, num_branches=2, masks_per_pixel=1,
-                  multiple=1, chunk_size=None, refine_times=0, refine_prob=0.16, tile_size=None, overlap=32,
-                  tile_batch=1, device=None, progress=None):
+                  multiple=1, chunk_size=None, chunk_pixels=None, refine_times=0, refine_prob=0.16, tile_size=None,
+                  overlap=32, tile_batch=1, device=None, progress=None):
     """AMSNet inference (:func:`scheme.denoise`: MMDB, then R^3 when ``refine_times`` > 0) of a (B, C, H, W) image
     of any size, tile by tile; every inference entry point (``AMSNetModel.test``, ``amsnet-denoise``, the demo, the
     ablation, the benchmarks) runs this function.
@@ -177,7 +177,8 @@ def denoise_image(denoiser, noisy, *, masks=None, single_pass=False, stride=2, n
     the geometry and the blending window.
 
     ``single_pass=True`` is the inference of a distilled student (AMSNet-D): ``denoiser`` runs once on every tile
-    (``chunk_size`` tiles per call; tile sides are multiples of ``multiple``), with no PD and no mask; ``masks`` and
+    (chunks of at most ``chunk_size`` tiles and ``chunk_pixels`` pixels; tile sides are multiples of ``multiple``),
+    with no PD and no mask; ``masks`` and
     the scheme's arguments are unused and ``stride`` must be 1.
     """
     if single_pass:
@@ -186,10 +187,9 @@ def denoise_image(denoiser, noisy, *, masks=None, single_pass=False, stride=2, n
         plan = plan_tiles(noisy.shape[-2], noisy.shape[-1], tile_size, overlap, 1, multiple)
 
         def single(tiles, rows, cols, images):
-            if not chunk_size or tiles.shape[0] <= chunk_size:
-                return denoiser(tiles)
-            return torch.cat([single(tiles[start:start + chunk_size], rows, cols, images)
-                              for start in range(0, tiles.shape[0], chunk_size)])
+            step = scheme.samples_per_call(tiles.shape[0], *tiles.shape[-2:], chunk_size=chunk_size,
+                                           chunk_pixels=chunk_pixels)
+            return torch.cat([denoiser(tiles[start:start + step]) for start in range(0, tiles.shape[0], step)])
 
         return tiled_apply(single, noisy, plan, tile_batch, device, progress)
     if not getattr(masks, 'position_invariant', False):
@@ -200,6 +200,7 @@ def denoise_image(denoiser, noisy, *, masks=None, single_pass=False, stride=2, n
     def fn(tiles, rows, cols, images):
         return scheme.denoise(denoiser, tiles, masks, coords=PixelCoords(images, rows, cols), stride=stride,
                               num_branches=num_branches, masks_per_pixel=masks_per_pixel, multiple=multiple,
-                              chunk_size=chunk_size, refine_times=refine_times, refine_prob=refine_prob)
+                              chunk_size=chunk_size, chunk_pixels=chunk_pixels, refine_times=refine_times,
+                              refine_prob=refine_prob)
 
     return tiled_apply(fn, noisy, plan, tile_batch, device, progress)

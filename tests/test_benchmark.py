@@ -3,6 +3,8 @@ it runs the inference function every entry point runs, counts the denoiser passe
 finds the tiled output equal to the untiled one away from tile borders."""
 import json
 
+import pytest
+
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import benchmark
 
@@ -19,3 +21,16 @@ def test_blocks_and_tiling_sections(tmp_path):
     tiling = report['tiling']
     assert tiling['computed_area'] >= 1.0
     assert tiling['max_diff_elsewhere'] < 1e-5 <= tiling['max_diff_borders'] + 1e-5
+
+
+@pytest.mark.slow
+def test_student_section_times_teacher_student_and_onnx(tmp_path):
+    """The student section times the teacher's P-E, the student's single pass and its onnxruntime run, and prints
+    each one's speed-up over the teacher."""
+    report_path = tmp_path / 'report.json'
+    benchmark.main(['--arch', 'DnCNN', '--size', 'tiny', '--sections', 'student', '--repeats', '1', '--r3-times', '1',
+                    '--clock', 'cpu', '--json', str(report_path)])
+    rows = json.loads(report_path.read_text())['student']
+    assert [row['model'].split(' ')[0] for row in rows] == ['teacher', 'student', 'student']
+    assert 'onnxruntime' in rows[2]['model'] and rows[0]['speed_up'] == 1.0
+    assert all(row['seconds'] > 0 for row in rows) and rows[1]['parameters'] > 1_000_000

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
-from amsnet_basicsr.config import R3Config, SchemeConfig, TileConfig
+from amsnet_basicsr.config import CHUNK_PIXELS, R3Config, SchemeConfig, TileConfig
 from amsnet_basicsr.errors import OptionError
 from amsnet_basicsr.models.amsnet_model import AMSNetModel
 
@@ -55,6 +55,7 @@ def test_test_is_reproducible_from_the_seed_option():
     ({'test_stride': 0}, 'amsnet.test_stride'),
     ({'train_stride': 2.5}, 'amsnet.train_stride'),
     ({'chunk_size': 0}, 'amsnet.chunk_size'),
+    ({'chunk_size': 'automatic'}, 'amsnet.chunk_size must be auto, null or an integer'),
     ({'r3': {'enabled': True, 'prob': 1.2}}, 'amsnet.r3.prob'),
     ({'r3': {'times': 0}}, 'amsnet.r3.times'),
     ({'r3': {'passes': 3}}, 'amsnet.r3.passes'),
@@ -67,10 +68,16 @@ def test_bad_scheme_options_are_refused_with_the_key(amsnet, key):
 
 def test_one_set_of_defaults_one_integer_rule_one_meaning_of_null():
     """Defaults are the paper's; integral floats (YAML's ``!!float 5e3``) count as integers everywhere; null means
-    "not set": all passes in one batch, the whole image in one tile."""
+    "not set": all passes in one batch, the whole image in one tile; ``chunk_size: auto`` (the default) is the
+    pixel budget of the device."""
     assert SchemeConfig.from_section(None) == SchemeConfig() == SchemeConfig(
-        train_stride=5, test_stride=2, num_branches=2, masks_per_pixel=1, size_multiple=1, chunk_size=None, seed=0,
-        r3=R3Config(enabled=False, times=8, prob=0.16), tile=TileConfig(size=512, overlap=32, batch=1))
+        single_pass=False, train_stride=5, test_stride=2, num_branches=2, masks_per_pixel=1, size_multiple=1,
+        chunk_size='auto', seed=0, r3=R3Config(enabled=False, times=8, prob=0.16),
+        tile=TileConfig(size=512, overlap=32, batch=1))
+    assert SchemeConfig().chunk_kwargs('cpu') == dict(chunk_size=None, chunk_pixels=CHUNK_PIXELS['cpu'])
+    assert SchemeConfig().chunk_kwargs('cuda')['chunk_pixels'] > CHUNK_PIXELS['cpu']
+    assert SchemeConfig.from_section({'chunk_size': None}).chunk_kwargs('cuda') == dict(chunk_size=None,
+                                                                                       chunk_pixels=None)
     config = SchemeConfig.from_section({'train_stride': 5.0, 'chunk_size': 8.0, 'r3': {'times': 4.0},
                                         'tile': {'size': None}})
     assert (config.train_stride, config.chunk_size, config.r3.times, config.tile.size) == (5, 8, 4, None)

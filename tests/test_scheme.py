@@ -195,3 +195,22 @@ def test_invalid_mask_configurations_are_refused(num_branches, masks_per_pixel):
     with pytest.raises(ValueError, match='num_branches|masks_per_pixel'):
         scheme.mmdb(lambda x: x, torch.rand(1, 3, 8, 8), 2, torch.zeros(1, 1, 8, 8, dtype=torch.long),
                     num_branches=num_branches, masks_per_pixel=masks_per_pixel)
+
+
+def test_calls_are_sized_by_count_and_by_pixels():
+    """``samples_per_call``: at most ``chunk_size`` inputs and ``chunk_pixels`` pixels per call, never zero; and
+    MMDB's output does not depend on the chunking."""
+    from amsnet_basicsr.scheme import samples_per_call
+    assert samples_per_call(16, 128, 128) == 16
+    assert samples_per_call(16, 128, 128, chunk_size=4) == 4
+    assert samples_per_call(16, 128, 128, chunk_pixels=2 * 256 * 256) == 8
+    assert samples_per_call(16, 256, 256, chunk_pixels=2 * 256 * 256, chunk_size=1) == 1
+    assert samples_per_call(3, 1024, 1024, chunk_pixels=2 * 256 * 256) == 1
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 3, 3, padding=1)
+    noisy = torch.rand(1, 3, 32, 32)
+    groups = scheme.sample_mask_groups(1, 32, 32, 2, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole = scheme.mmdb(net, noisy, 2, groups)
+        by_pixels = scheme.mmdb(net, noisy, 2, groups, chunk_pixels=300)
+    assert torch.allclose(whole, by_pixels, atol=1e-6)

@@ -104,7 +104,7 @@ class AMSNetModel(SubmissionMixin, SRModel):
         groups = scheme.sample_mask_groups(batch, height, width, config.num_branches, self.mask_generator)
         denoised = scheme.mmdb(self.net_g, self.lq, config.train_stride, groups, num_branches=config.num_branches,
                                masks_per_pixel=config.masks_per_pixel, multiple=config.size_multiple,
-                               chunk_size=config.chunk_size)
+                               **config.chunk_kwargs(self.device.type))
         return 'l_total', self.cri_pix(denoised, self.lq)
 
     def optimize_parameters(self, current_iter):
@@ -127,7 +127,7 @@ class AMSNetModel(SubmissionMixin, SRModel):
         config = self.scheme_config
         with self.evaluation_network() as net:
             self.output = tiling.denoise_image(net, self.lq, masks=PositionalMasks(config.seed),
-                                               **config.inference_kwargs())
+                                               **config.inference_kwargs(self.lq.device.type))
 
     @contextlib.contextmanager
     def evaluation_network(self):

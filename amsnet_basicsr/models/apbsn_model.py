@@ -20,29 +20,32 @@ from ..masks import PixelCoords, PositionalMasks
 from .amsnet_model import AMSNetModel
 
 
-def run_chunked(net, batch, chunk_size=None):
-    """``net(batch)``, ``chunk_size`` samples at a time (all at once when None)."""
-    if not chunk_size or batch.shape[0] <= chunk_size:
+def run_chunked(net, batch, chunk_size=None, chunk_pixels=None):
+    """``net(batch)`` in chunks of at most ``chunk_size`` samples and ``chunk_pixels`` pixels (all at once when
+    neither is given)."""
+    step = scheme.samples_per_call(batch.shape[0], *batch.shape[-2:], chunk_size=chunk_size, chunk_pixels=chunk_pixels)
+    if batch.shape[0] <= step:
         return net(batch)
-    return torch.cat([net(batch[start:start + chunk_size]) for start in range(0, batch.shape[0], chunk_size)])
+    return torch.cat([net(batch[start:start + step]) for start in range(0, batch.shape[0], step)])
 
 
-def pd_restore(net, noisy, stride, multiple=1, chunk_size=None):
+def pd_restore(net, noisy, stride, multiple=1, chunk_size=None, chunk_pixels=None):
     """P_s^-1(D(P_s(I_N))): the network on every PD sub-image, no mask (AP-BSN's forward; s = 1: the plain network)."""
     sub_images = scheme.pd_down(noisy, stride, multiple)
-    return scheme.pd_up(run_chunked(net, sub_images, chunk_size), stride, noisy.shape[-2:])
+    return scheme.pd_up(run_chunked(net, sub_images, chunk_size, chunk_pixels), stride, noisy.shape[-2:])
 
 
-def apbsn_denoise(net, noisy, masks, *, stride=2, multiple=1, chunk_size=None, refine_times=0, refine_prob=0.16):
+def apbsn_denoise(net, noisy, masks, *, stride=2, multiple=1, chunk_size=None, chunk_pixels=None, refine_times=0,
+                  refine_prob=0.16):
     """AP-BSN inference: the network at the test stride, then R^3 with the network itself at s = 1 (no masks);
     R^3's replacement draws come from the mask source ``masks`` (:mod:`amsnet_basicsr.masks`)."""
-    denoised = pd_restore(net, noisy, stride, multiple, chunk_size)
+    denoised = pd_restore(net, noisy, stride, multiple, chunk_size, chunk_pixels)
     if refine_times > 0:
         batch, _, height, width = noisy.shape
         replace, _ = masks.r3_draws(PixelCoords.whole(batch, height, width, noisy.device), times=refine_times,
                                     num_branches=2, prob=refine_prob)
         denoised = scheme.random_replacement_refinement(
-            lambda copies: pd_restore(net, copies, 1, multiple, chunk_size), noisy, denoised, replace)
+            lambda copies: pd_restore(net, copies, 1, multiple, chunk_size, chunk_pixels), noisy, denoised, replace)
     return denoised
 
 
@@ -68,6 +71,6 @@ class APBSNModel(AMSNetModel):
         config = self.scheme_config
         with self.evaluation_network() as net, torch.no_grad():
             self.output = apbsn_denoise(net, self.lq, PositionalMasks(config.seed), stride=config.test_stride,
-                                        multiple=config.size_multiple, chunk_size=config.chunk_size,
+                                        multiple=config.size_multiple, **config.chunk_kwargs(self.lq.device.type),
                                         refine_times=config.r3.times if config.r3.enabled else 0,
                                         refine_prob=config.r3.prob)
