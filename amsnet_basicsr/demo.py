@@ -21,6 +21,11 @@
    of the noisy input, of the untrained network and of the trained one; writes noisy | denoised | clean PNGs,
    ``results.md``, ``results.json`` and the training curve ``curve.csv`` (L_m and validation PSNR vs iteration).
 
+4. Distils the trained B-E model into a single-pass student (stage ``distill``, AMSNet-D, :func:`distill_options`):
+   the teacher's outputs on the noisy training tiles are precomputed into an LMDB, a 1.1 M-parameter NAFNet learns
+   noisy -> teacher output with ``train.py``, and the student is scored on the same held-apart blocks beside
+   the teacher, with seconds per block (one pass instead of 18).
+
 Why the settings differ from the paper's: the authors' Restormer/DnCNN, 160-px crops and PD stride 5
 end below their noisy input after a CPU's few minutes (and so did plain DnCNN / U-Net variants tried here). The
 demo buys iterations and helps the denoiser: a small :class:`~amsnet_basicsr.archs.mask_aware_arch.MaskAwareDnCNN`
@@ -66,11 +71,14 @@ EXPERIMENT = 'AMSNet_demo'
 CONFIGS = {
     'full': dict(train_tile=128, max_train_side=512, max_eval_side=512, crop=60, batch=8, iters=2000, lr=3e-3,
                  nc=16, nb=4, train_stride=2, test_stride=2, val_block=256, test_block=256, r3_times=8,
-                 train_images=demo_data.TRAIN_IMAGES, test_images=demo_data.TEST_IMAGES, max_test_blocks=3),
+                 train_images=demo_data.TRAIN_IMAGES, test_images=demo_data.TEST_IMAGES, max_test_blocks=3,
+                 student_width=16, student_crop=64, student_batch=8, student_iters=400, student_lr=2e-3),
     'quick': dict(train_tile=64, max_train_side=96, max_eval_side=96, crop=32, batch=4, iters=20, lr=3e-3, nc=8,
                   nb=3, train_stride=2, test_stride=2, val_block=48, test_block=64, r3_times=2,
-                  train_images=demo_data.TRAIN_IMAGES[:2], test_images=demo_data.TEST_IMAGES[:1], max_test_blocks=2),
+                  train_images=demo_data.TRAIN_IMAGES[:2], test_images=demo_data.TEST_IMAGES[:1], max_test_blocks=2,
+                  student_width=4, student_crop=32, student_batch=4, student_iters=10, student_lr=2e-3),
 }
+STUDENT_EXPERIMENT = 'AMSNet_D_demo'
 
 
 # ----------------------------------------------------------------------------------------------- shared helpers
@@ -226,8 +234,40 @@ def train_options(config, data, *, seed, iters):
     }
 
 
-def write_options(out, options):
-    path = osp.join(out, 'train_demo.yml')
+def distill_options(config, data, teacher_options, teacher_weights, *, seed, iters):
+    """The demo's stage ``distill`` (AMSNet-D): the trained B-E model is the frozen teacher (``network_teacher``,
+    its ``amsnet`` section as ``amsnet_teacher``); its outputs on the noisy training tiles are precomputed into
+    ``data/train_teacher.lmdb`` (:mod:`amsnet_basicsr.data.teacher_targets`) and read with the noisy tiles by
+    BasicSR's ``PairedImageDataset``; the student is spandrel's NAFNet (width ``student_width``: 16 is the
+    ~1.1 M-parameter student of the shipped SIDD options), L1 to the targets, Adam with cosine decay, run once per
+    image at test time. Nothing clean is read: the validation pair only feeds the logged PSNR."""
+    options = copy.deepcopy(teacher_options)
+    options.update(name=STUDENT_EXPERIMENT, manual_seed=seed, amsnet={'single_pass': True, 'tile': {'size': None}},
+                   amsnet_teacher=copy.deepcopy(teacher_options['amsnet']),
+                   network_teacher=copy.deepcopy(teacher_options['network_g']))
+    options['network_g'] = {'type': 'NAFNet', 'img_channel': 3, 'width': config['student_width'], 'middle_blk_num': 1,
+                            'enc_blk_nums': [1, 1, 1, 1], 'dec_blk_nums': [1, 1, 1, 1]}
+    options['datasets']['train'] = {
+        'name': 'demo_noisy_tiles_and_teacher_targets', 'type': 'PairedImageDataset',
+        'dataroot_lq': osp.abspath(data['lmdb']), 'dataroot_gt': osp.abspath(data['teacher_lmdb']),
+        'io_backend': {'type': 'lmdb'}, 'gt_size': config['student_crop'], 'scale': 1, 'use_hflip': True,
+        'use_rot': True, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': config['student_batch'],
+        'dataset_enlarge_ratio': 100, 'prefetch_mode': None}
+    options['path'] = {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None,
+                       'pretrain_network_teacher': osp.abspath(teacher_weights),
+                       'ignore_resume_networks': ['network_teacher']}
+    options['train'] = {'stage': 'distill', 'ema_decay': 0,
+                        'optim_g': {'type': 'Adam', 'lr': config['student_lr'], 'betas': [0.9, 0.999]},
+                        'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [iters], 'restart_weights': [1],
+                                      'eta_min': 1e-5},
+                        'total_iter': iters, 'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}}
+    options['val'] = {**options['val'], 'val_freq': validation_frequency(iters)}
+    options['logger'] = {'print_freq': max(1, iters // 20), 'save_checkpoint_freq': 10 ** 9, 'use_tb_logger': False}
+    return options
+
+
+def write_options(out, options, name='train_demo.yml'):
+    path = osp.join(out, name)
     with open(path, 'w') as handle:
         handle.write('# AMSNet embedded demo, written by `python -m amsnet_basicsr.demo` '
                      '(the settings are explained in amsnet_basicsr.demo.train_options)\n')
@@ -346,6 +386,9 @@ def parse_args(argv=None):
     budget.add_argument('--iters', type=int, default=None, help='training iterations (default: 2000; quick: 20)')
     budget.add_argument('--minutes', type=float, default=None,
                         help='training time budget: the iterations are set from a speed measurement on this machine')
+    parser.add_argument('--student-iters', type=int, default=None,
+                        help='distillation iterations of the AMSNet-D student (default: 400; quick: 10; 0 = no '
+                        'distillation)')
     parser.add_argument('--seed', type=int, default=0, help='noise, crops, masks and initialisation seed')
     parser.add_argument('--seeds', type=int, default=1,
                         help='run seeds --seed .. --seed + N - 1 (each in <out>/seed_<s>) and report mean ± spread')
@@ -356,6 +399,8 @@ def parse_args(argv=None):
         parser.error('--seeds must be >= 1')
     if args.iters is not None and args.iters < 1:
         parser.error('--iters must be >= 1')
+    if args.student_iters is not None and args.student_iters < 0:
+        parser.error('--student-iters must be >= 0')
     if args.minutes is not None and not (args.minutes > 0 and math.isfinite(args.minutes)):
         parser.error('--minutes must be > 0')
     return args
@@ -474,6 +519,9 @@ def run_seed(args, out, seed, log, start):
         imwrite(np.concatenate([result['noisy'], gap, result['denoised'], gap, result['clean']], axis=1),
                 osp.join(images, f'{result["key"]}_noisy_denoised_clean.png'))
 
+    if args.student_iters if args.student_iters is not None else config['student_iters']:
+        rows.append(distill_student(args, out, config, data, options, weights, seed, log))
+
     keys = [key for key, _, _ in data['test']]
     summary = dict(iterations=iters, seed=seed, train_seconds=train_seconds, total_seconds=time.time() - start,
                    test_blocks=keys, curve=curve, baseline_parameters=chosen,
@@ -483,6 +531,29 @@ def run_seed(args, out, seed, log, start):
     print(table, flush=True)
     log(f'images: {images}; table: {osp.join(out, "results.md")}')
     return summary
+
+
+def distill_student(args, out, config, data, teacher_options, teacher_weights, seed, log):
+    """Stage ``distill`` on the demo data (:func:`distill_options`): the teacher's B-E targets on the noisy training
+    tiles (``amsnet-distill-prepare``'s function), the student trained by ``train.py``, then evaluated on the held-apart
+    blocks with the model's own single-pass inference; returns its table row."""
+    from amsnet_basicsr.data import teacher_targets
+    iters = args.student_iters if args.student_iters is not None else config['student_iters']
+    data['teacher_lmdb'] = osp.join(out, 'data', 'train_teacher.lmdb')
+    options = distill_options(config, data, teacher_options, teacher_weights, seed=seed, iters=iters)
+    teacher_targets.prepare_targets(options, progress=False, log=log)
+    options_path = write_options(out, options, 'distill_demo.yml')
+    log(f'distillation options: {options_path}')
+    train(out, options_path, log)
+    weights = osp.join(out, 'experiments', STUDENT_EXPERIMENT, 'models', 'net_g_latest.pth')
+    student = torch.load(weights, map_location='cpu', weights_only=True)['params']
+    model = in_process_model(options, is_train=False, state_dict=student)
+    evaluation_start = time.perf_counter()
+    results = evaluate(model, data['test'])
+    seconds = (time.perf_counter() - evaluation_start) / len(results)
+    parameters = sum(value.numel() for value in model.net_g.parameters())
+    return (f'AMSNet-D student of B-E ({iters} it, NAFNet {parameters / 1e6:.1f} M, one pass)',
+            [r['psnr'] for r in results], [r['ssim'] for r in results], seconds)
 
 
 def main(argv=None):

@@ -137,6 +137,25 @@ def test_quick_demo_writes_table_images_and_curve(demo_run):
     assert [int(r[0]) for r in rows] == list(range(0, 7))           # untrained point, then every iteration
     assert rows[-1][1] and rows[-1][2] and not rows[0][1] and rows[0][2]  # the last row: L_m and validation
     assert (out / 'experiments' / 'AMSNet_demo' / 'models' / 'net_g_latest.pth').is_file()
+    assert methods[-1].startswith('AMSNet-D student of B-E (10 it, NAFNet')  # the distillation step ran
+    assert (out / 'experiments' / 'AMSNet_D_demo' / 'models' / 'net_g_latest.pth').is_file()
+
+
+@pytest.mark.slow
+def test_quick_demo_distils_from_teacher_targets_of_the_noisy_tiles(demo_run):
+    """The student's training set is the noisy tiles and the teacher's targets under the same keys; nothing
+    clean."""
+    out, _ = demo_run
+    options = yaml.safe_load((out / 'distill_demo.yml').read_text())
+    train = options['datasets']['train']
+    assert options['train']['stage'] == 'distill' and options['amsnet']['single_pass'] is True
+    assert train['dataroot_lq'] == yaml.safe_load((out / 'train_demo.yml').read_text())['datasets']['train'][
+        'dataroot_lq']
+    info = json.loads(open(os.path.join(train['dataroot_gt'], 'amsnet_teacher.json')).read())
+    assert info['source'] == train['dataroot_lq'] and info['weights'].endswith('AMSNet_demo/models/net_g_latest.pth')
+    keys = [open(os.path.join(root, 'meta_info.txt')).read().split() for root in (train['dataroot_lq'],
+                                                                                  train['dataroot_gt'])]
+    assert sorted(keys[0][0::3]) == sorted(keys[1][0::3])
 
 
 @pytest.mark.slow
