@@ -87,7 +87,7 @@ def test_every_option_file_passes_the_start_up_checks_and_builds_its_network(opt
     """The checks train.py/test.py run at start-up (amsnet section, network_g arguments, train stage/loss/optimiser/
     scheduler for training files), on every shipped file; then the network builds."""
     options = dict(yaml.load(option_file.read_text(), Loader=ordered_yaml()[0]))
-    options['is_train'] = option_file.name.startswith(('train_', 'finetune_'))
+    options['is_train'] = option_file.name.startswith(('train_', 'finetune_', 'distill_'))
     check_model_options(options, STAGE_LOSSES)
     network = build_network(dict(options['network_g']))
     assert isinstance(network, torch.nn.Module) and sum(p.numel() for p in network.parameters()) > 0
