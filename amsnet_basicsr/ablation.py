@@ -29,6 +29,9 @@ and blocks of the validation photo) or your own: ``--train-dir`` (noisy images o
 ``--val-clean`` (pairs with the same file names). Training only ever reads the noisy training images; clean images
 are read only to compute the reported metrics.
 
+Beside every table: the noisy input and the classical filters a user would pick instead (OpenCV NLM, BM3D), each
+validation image's filter parameter chosen on the other validation images (:func:`classical_baselines`).
+
 Writes to ``--out``: ``ablation.md`` (one table per group), ``ablation.json`` (all numbers), ``ablation.png``
 (per group: PSNR bars and a crop of every output side by side) and the log.
 
@@ -51,7 +54,7 @@ import numpy as np
 import torch
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
-from amsnet_basicsr import demo_data, scheme
+from amsnet_basicsr import baselines, demo_data, scheme
 from amsnet_basicsr.image_io import read_rgb
 from amsnet_basicsr.errors import DataError, run_command
 from amsnet_basicsr.demo import (evaluate, in_process_model, scores, steps_per_second, to_tensor, to_uint8,
@@ -306,6 +309,33 @@ def noisy_baseline(val, config):
     return dict(psnr=mean[0], ssim=mean[1], checkerboard=mean[2], images=len(val), psnr_first=rows[0][0]), images
 
 
+def classical_baselines(val, config):
+    """What a user would pick instead: OpenCV NLM and BM3D (:mod:`amsnet_basicsr.baselines`) on the validation
+    images, each image's parameter chosen on the *other* validation images (leave-one-out: no image tunes its own
+    filter). Mean PSNR / SSIM / checkerboard, seconds per image and the chosen parameters per filter; None with
+    fewer than two validation images."""
+    if len(val) < 2:
+        return None
+
+    def psnr(output, clean):
+        return scores(to_uint8(output), to_uint8(clean))[0]
+
+    results = {}
+    for name in baselines.FILTERS:
+        rows, parameters, seconds = [], [], []
+        for index, block in enumerate(val):
+            parameter, (output, ), time_per_image = baselines.tune_and_apply(name, val[:index] + val[index + 1:],
+                                                                             [block], psnr)
+            output8, clean8 = to_uint8(output), to_uint8(block[2])
+            rows.append((*scores(output8, clean8), calculate_checkerboard(output8, clean8, stride=config.test_stride)))
+            parameters.append(float(parameter))
+            seconds.append(time_per_image)
+        mean = np.mean(rows, axis=0)
+        results[name] = dict(psnr=float(mean[0]), ssim=float(mean[1]), checkerboard=float(mean[2]),
+                             seconds_per_image=float(np.mean(seconds)), parameters=parameters)
+    return results
+
+
 # ------------------------------------------------------------------------------------------------------- reporting
 def spread(row, key, digits):
     """``mean`` or, over several seeds, ``mean ± standard deviation``."""
@@ -313,7 +343,7 @@ def spread(row, key, digits):
     return text + (f' ± {row[key + "_std"]:.{digits}f}' if key + '_std' in row else '')
 
 
-def markdown(results, baseline, config, command):
+def markdown(results, baseline, config, command, classical=None):
     lines = ['# AMSNet ablation (scripts/ablate.py)', '', f'Command: `{command}`', '',
              'Budget per training run: ' + (f'{config.iters} iterations' if config.iters else
                                              f'{config.budget:g} CPU s, iterations set by a speed probe') +
@@ -324,6 +354,11 @@ def markdown(results, baseline, config, command):
              f'{config.train_stride} (train) / {config.test_stride} (test), R3 T={config.r3_times} p={config.r3_prob}.', '',
              f'Noisy input: PSNR {baseline["psnr"]:.2f} dB, SSIM {baseline["ssim"]:.4f}, checkerboard '
              f'{baseline["checkerboard"]:.2f} (mean over {baseline["images"]} validation images).', '',
+             ('Classical filters, each image\'s parameter chosen on the other validation images (leave-one-out): ' +
+              '; '.join(f'{name} PSNR {spread(row, "psnr", 2)}, SSIM {spread(row, "ssim", 4)}, CB '
+                        f'{spread(row, "checkerboard", 2)}, {row["seconds_per_image"]:.2f} s per image'
+                        for name, row in classical.items()) + '.') if classical else
+             'Classical filters: not run (leave-one-out tuning needs at least two validation images).', '',
              'PSNR/SSIM: to the clean image (8-bit, RGB). "to noisy": PSNR of the output to the noisy input (high = '
              'close to the identity). CB: checkerboard index at the test stride, in grey levels (lower is smoother; '
              'amsnet_basicsr/metrics.py). Final loss: the training loss of the last step (L_m for AMSNet-B, L1 to '
@@ -467,12 +502,14 @@ def run(argv=None):
     command = 'python scripts/ablate.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
     runs = [run_seed(args, groups, denoisers, dataclasses.replace(config, seed=seed), say)
             for seed in range(config.seed, config.seed + args.seeds)]
-    results, outputs, baseline, baseline_images = runs[0] if len(runs) == 1 else (
-        over_seeds([run[0] for run in runs]), runs[0][1], over_seeds([[run[2]] for run in runs])[0], runs[0][3])
-    (out / 'ablation.md').write_text(markdown(results, baseline, config, command) + '\n')
+    results, outputs, baseline, baseline_images, classical = runs[0] if len(runs) == 1 else (
+        over_seeds([run[0] for run in runs]), runs[0][1], over_seeds([[run[2]] for run in runs])[0], runs[0][3],
+        runs[0][4] and dict(zip(runs[0][4], over_seeds([list(run[4].values()) for run in runs]))))
+    (out / 'ablation.md').write_text(markdown(results, baseline, config, command, classical) + '\n')
     (out / 'ablation.json').write_text(json.dumps({'command': command, 'config': dataclasses.asdict(config),
                                                    'seeds': list(range(config.seed, config.seed + args.seeds)),
-                                                   'noisy': baseline, 'rows': results}, indent=1, default=float))
+                                                   'noisy': baseline, 'classical': classical, 'rows': results},
+                                                  indent=1, default=float))
     figure(results, outputs, baseline_images[0], baseline, out / 'ablation.png')
     say(f'wrote {out / "ablation.md"}, {out / "ablation.json"}, {out / "ablation.png"}')
     log.close()
@@ -505,6 +542,10 @@ def run_seed(args, groups, denoisers, config, say):
     baseline, baseline_images = noisy_baseline(val, config)
     say(f'noisy input: PSNR {baseline["psnr"]:.2f} dB over {len(val)} validation images; {len(train_images)} '
         f'training images; config {config}')
+    classical = classical_baselines(val, config)
+    for name, row in (classical or {}).items():
+        say(f'{name} (leave-one-out over the validation images): PSNR {row["psnr"]:.2f}  SSIM {row["ssim"]:.4f}  '
+            f'CB {row["checkerboard"]:.2f}  parameters {row["parameters"]}')
 
     trained = {}
 
@@ -537,4 +578,4 @@ def run_seed(args, groups, denoisers, config, say):
             f'to-noisy {result["psnr_to_noisy"]:.2f}  CB {result["checkerboard"]:.2f}  iters {record["iters"]}')
         results.append(result)
         outputs.append(images)
-    return results, outputs, baseline, baseline_images
+    return results, outputs, baseline, baseline_images, classical

@@ -18,8 +18,9 @@
 3. Loads the trained ``net_g`` into ``AMSNetModel`` (BasicSR's ``build_model``) and denoises the held-apart blocks
    with the model's own inference (``model.test()``: MMDB at the test stride, Eq. 6-8, then R3), quantises with
    ``basicsr.utils.tensor2img`` and prints PSNR/SSIM (``basicsr.metrics``, crop_border 0: the paper's convention)
-   of the noisy input, of the untrained network and of the trained one; writes noisy | denoised | clean PNGs,
-   ``results.md``, ``results.json`` and the training curve ``curve.csv`` (L_m and validation PSNR vs iteration).
+   of the noisy input, of the untrained network and of the trained one, beside OpenCV NLM and BM3D tuned on the
+   validation block; writes side-by-side PNGs (noisy | NLM | BM3D | AMSNet-B-E | AMSNet-D | clean), ``results.md``,
+   ``results.json`` and the training curve (L_m and validation PSNR vs iteration) as ``curve.csv`` and ``curve.png``.
 
 4. Distils the trained B-E model into a single-pass student (stage ``distill``, AMSNet-D, :func:`distill_options`):
    the teacher's outputs on the noisy training tiles are precomputed into an LMDB, a 1.1 M-parameter NAFNet learns
@@ -333,6 +334,32 @@ def read_curve(out, options):
 
 
 # ----------------------------------------------------------------------------------------------- output
+def plot_curve(curve, path, *, width=640, height=220):
+    """The training curve as a PNG (OpenCV drawing, no plotting library): L_m (top) and validation PSNR (bottom)
+    against the iteration, each panel scaled to its own range, with that range written beside it."""
+    import cv2
+    canvas = np.full((2 * height + 40, width, 3), 255, np.uint8)
+    last = max(row[0] for row in curve) or 1
+    for panel, (column, name, colour) in enumerate(((1, 'L_m (training loss)', (40, 120, 200)),
+                                                   (2, 'validation PSNR (dB)', (60, 150, 60)))):
+        points = [(row[0], row[column]) for row in curve if row[column] is not None]
+        top, left, plot_w, plot_h = 20 + panel * (height + 20), 60, width - 80, height - 40
+        cv2.rectangle(canvas, (left, top), (left + plot_w, top + plot_h), (180, 180, 180), 1)
+        cv2.putText(canvas, name, (left, top - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        if not points:
+            continue
+        low, high = min(v for _, v in points), max(v for _, v in points)
+        span = (high - low) or 1.0
+        pixels = [(left + round(plot_w * it / last), top + plot_h - round(plot_h * (v - low) / span))
+                  for it, v in points]
+        cv2.polylines(canvas, [np.array(pixels, np.int32)], False, colour, 2, cv2.LINE_AA)
+        for value, y in ((high, top + 12), (low, top + plot_h)):
+            cv2.putText(canvas, f'{value:.4g}', (2, y), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(canvas, f'iteration {last}', (left + plot_w - 90, top + plot_h + 14), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.38, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.imwrite(path, canvas)
+
+
 def prepare_output(out, overwrite):
     """Create ``out``; an existing non-empty folder is an error unless ``--overwrite`` and it is a demo folder."""
     if osp.exists(out) and (not osp.isdir(out) or os.listdir(out)):
@@ -503,7 +530,7 @@ def run_seed(args, out, seed, log, start):
         rows.append((label, [r['psnr'] for r in results], [r['ssim'] for r in results], seconds))
     noisy_scores = [scores(r['noisy'], r['clean']) for r in results]
     rows.insert(0, ('noisy input', [p for p, _ in noisy_scores], [s for _, s in noisy_scores], 0.0))
-    chosen = {}
+    chosen, columns = {}, {}  # columns: method -> uint8 BGR outputs per test block, for the side-by-side images
     for name in baselines.FILTERS:  # what a user would pick instead, tuned on the validation block only
         chosen[name], outputs, seconds = baselines.tune_and_apply(
             name, data['val'], data['test'], lambda output, clean: scores(to_uint8(output), to_uint8(clean))[0])
@@ -512,15 +539,23 @@ def run_seed(args, out, seed, log, start):
         rows.insert(len(chosen), (f'{name} (tuned on validation)', [p for p, _ in block_scores],
                                   [s for _, s in block_scores], seconds))  # after the noisy input
         log(f'{name}: parameter {chosen[name]} chosen on {demo_data.VAL_IMAGE}')
-
-    images = osp.join(out, 'images')
-    for result in results:
-        gap = np.full((result['noisy'].shape[0], 4, 3), 255, np.uint8)
-        imwrite(np.concatenate([result['noisy'], gap, result['denoised'], gap, result['clean']], axis=1),
-                osp.join(images, f'{result["key"]}_noisy_denoised_clean.png'))
+        columns[name] = [to_uint8(output) for output in outputs]
+    columns['AMSNet-B-E'] = [result['denoised'] for result in results]
 
     if args.student_iters if args.student_iters is not None else config['student_iters']:
-        rows.append(distill_student(args, out, config, data, options, weights, seed, log))
+        row, student_results = distill_student(args, out, config, data, options, weights, seed, log)
+        rows.append(row)
+        columns['AMSNet-D'] = [result['denoised'] for result in student_results]
+
+    images = osp.join(out, 'images')
+    names = ['noisy', *columns, 'clean']
+    for index, result in enumerate(results):
+        gap = np.full((result['noisy'].shape[0], 4, 3), 255, np.uint8)
+        panels = [result['noisy'], *(outputs[index] for outputs in columns.values()), result['clean']]
+        imwrite(np.concatenate([part for panel in panels for part in (panel, gap)][:-1], axis=1),
+                osp.join(images, f'{result["key"]}_side_by_side.png'))
+    log(f'side-by-side images, left to right: {" | ".join(names)}')
+    plot_curve(curve, osp.join(out, 'curve.png'))
 
     keys = [key for key, _, _ in data['test']]
     summary = dict(iterations=iters, seed=seed, train_seconds=train_seconds, total_seconds=time.time() - start,
@@ -536,7 +571,7 @@ def run_seed(args, out, seed, log, start):
 def distill_student(args, out, config, data, teacher_options, teacher_weights, seed, log):
     """Stage ``distill`` on the demo data (:func:`distill_options`): the teacher's B-E targets on the noisy training
     tiles (``amsnet-distill-prepare``'s function), the student trained by ``train.py``, then evaluated on the held-apart
-    blocks with the model's own single-pass inference; returns its table row."""
+    blocks with the model's own single-pass inference; returns its table row and per-block results."""
     from amsnet_basicsr.data import teacher_targets
     iters = args.student_iters if args.student_iters is not None else config['student_iters']
     data['teacher_lmdb'] = osp.join(out, 'data', 'train_teacher.lmdb')
@@ -553,7 +588,7 @@ def distill_student(args, out, config, data, teacher_options, teacher_weights, s
     seconds = (time.perf_counter() - evaluation_start) / len(results)
     parameters = sum(value.numel() for value in model.net_g.parameters())
     return (f'AMSNet-D student of B-E ({iters} it, NAFNet {parameters / 1e6:.1f} M, one pass)',
-            [r['psnr'] for r in results], [r['ssim'] for r in results], seconds)
+            [r['psnr'] for r in results], [r['ssim'] for r in results], seconds), results
 
 
 def main(argv=None):

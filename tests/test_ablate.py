@@ -137,3 +137,27 @@ def test_several_seeds_report_mean_and_sample_spread_per_row(tmp_path):
         assert abs(row['psnr_std'] - float(np.std(values, ddof=1))) < 1e-9
     assert '±' in (tmp_path / 'out' / 'ablation.md').read_text()
     assert len(set(results[0]['psnr_per_seed'])) == 3  # the seeds really differ (noise, crops, masks, weights)
+
+
+def test_classical_baselines_never_tune_an_image_on_itself(monkeypatch):
+    """Leave-one-out: every validation image's NLM/BM3D parameter is chosen on the other images only; with a single
+    validation image there is nothing to tune on and no row."""
+    calls = []
+    real = ablation.baselines.tune_and_apply
+
+    def spy(name, validation, test, score):
+        calls.append((name, [key for key, _, _ in validation], [key for key, _, _ in test]))
+        return real(name, validation, test, score)
+
+    monkeypatch.setattr(ablation.baselines, 'tune_and_apply', spy)
+    rng = np.random.default_rng(0)
+    clean = [rng.uniform(0.2, 0.8, (24, 24, 3)).astype(np.float32) for _ in range(3)]
+    val = [(f'v{i}', np.clip(c + rng.normal(0, 0.05, c.shape), 0, 1).astype(np.float32), c)
+           for i, c in enumerate(clean)]
+    config = ablation.Config()
+    results = ablation.classical_baselines(val, config)
+    assert set(results) == set(ablation.baselines.FILTERS)
+    assert len(calls) == 3 * len(results)
+    assert all(test[0] not in tuned and len(tuned) == 2 for _, tuned, test in calls)
+    assert all(len(row['parameters']) == 3 and 0 < row['psnr'] < 100 for row in results.values())
+    assert ablation.classical_baselines(val[:1], config) is None

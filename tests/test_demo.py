@@ -126,11 +126,14 @@ def test_quick_demo_writes_table_images_and_curve(demo_run):
     table = (out / 'results.md').read_text()
     assert '| noisy input |' in table and table.strip() in result.stdout
     images = sorted((out / 'images').iterdir())
-    assert [p.name for p in images] == sorted(f'{key}_noisy_denoised_clean.png' for key in summary['test_blocks'])
-    for path in images:
+    assert [p.name for p in images] == sorted(f'{key}_side_by_side.png' for key in summary['test_blocks'])
+    for path in images:  # noisy | NLM | BM3D | AMSNet-B-E | AMSNet-D | clean, 4-px gaps
         side_by_side = decode_image(path.read_bytes(), str(path))
         block = QUICK['test_block']
-        assert side_by_side.shape[:2] == (block, 3 * block + 8)
+        assert side_by_side.shape[:2] == (block, 6 * block + 5 * 4)
+    assert 'side-by-side images, left to right: noisy | OpenCV NLM | BM3D | AMSNet-B-E | AMSNet-D | clean' in result.stdout
+    plot = decode_image((out / 'curve.png').read_bytes(), 'curve.png')
+    assert plot.ndim == 3 and (plot < 250).any(axis=2).mean() > 0.01  # axes, text and two curves are drawn
     curve = (out / 'curve.csv').read_text().splitlines()
     assert curve[0] == 'iteration,l_mask,val_psnr'
     rows = [line.split(',') for line in curve[1:]]
