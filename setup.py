@@ -39,6 +39,7 @@ setup(
             'amsnet-denoise=amsnet_basicsr.denoise:main',
             'amsnet-distill-prepare=amsnet_basicsr.data.teacher_targets:main',
             'amsnet-export=amsnet_basicsr.export:main',
+            'amsnet-train-folder=amsnet_basicsr.train_folder:main',
         ],
     },
 )

@@ -209,8 +209,9 @@ def bench_student(args, device):
                                 device, args.repeats, clock=clock)
         rows.append(dict(model='student NAFNet-16 (one pass, torch)',
                          parameters=sum(p.numel() for p in student.parameters()), seconds=student_seconds))
-    try:
+    try:  # the [onnx] extra: onnxscript for torch's exporter, onnxruntime to run the graph
         import onnxruntime
+        import onnxscript  # noqa: F401
     except ImportError:
         onnxruntime = None
     if onnxruntime is not None:

@@ -154,21 +154,30 @@ def write_png(path, image):
     imwrite(to_uint8(image), path)
 
 
-def build_data(out, config, seed, log=print):
-    """Write the noisy training LMDB and the validation PNG pair under ``out/data``; keep the rest in memory."""
-    data = osp.join(out, 'data')
-    tiles_dir = osp.join(data, 'train_noisy_tiles')
-    train = demo_data.training_images(seed=seed, max_side=config['max_train_side'], names=config['train_images'])
-    tile, keys = config['train_tile'], []
-    for name, noisy in train:
+def pack_noisy_tiles(named_images, tiles_dir, lmdb_path, tile):
+    """Cut every (name, noisy float RGB image) into non-overlapping ``tile`` x ``tile`` tiles (centred), write them as
+    PNGs into ``tiles_dir`` and pack them into the BasicSR LMDB ``lmdb_path``
+    (``basicsr.utils.lmdb_util.make_lmdb_from_imgs``); returns the keys ``<name>_<top>_<left>``."""
+    keys = []
+    for name, noisy in named_images:
         for top, left in demo_data.block_corners(*noisy.shape[:2], size=tile):
             key = f'{name}_{top:04d}_{left:04d}'  # no dots: basicsr parses keys with split('.')
             write_png(osp.join(tiles_dir, key + '.png'), noisy[top:top + tile, left:left + tile])
             keys.append(key)
-    lmdb_path = osp.join(data, 'train_noisy.lmdb')
     # map_size: raw size of every tile + headroom (the default estimate can overflow).
+    os.makedirs(osp.dirname(osp.abspath(lmdb_path)), exist_ok=True)
     make_lmdb_from_imgs(tiles_dir, lmdb_path, [key + '.png' for key in keys], keys,
                         map_size=len(keys) * tile * tile * 3 * 4 + 2 ** 24)
+    return keys
+
+
+def build_data(out, config, seed, log=print):
+    """Write the noisy training LMDB and the validation PNG pair under ``out/data``; keep the rest in memory."""
+    data = osp.join(out, 'data')
+    train = demo_data.training_images(seed=seed, max_side=config['max_train_side'], names=config['train_images'])
+    tile = config['train_tile']
+    lmdb_path = osp.join(data, 'train_noisy.lmdb')
+    keys = pack_noisy_tiles(train, osp.join(data, 'train_noisy_tiles'), lmdb_path, tile)
     log(f'training set: {len(keys)} noisy {tile}x{tile} tiles of {", ".join(config["train_images"])} -> {lmdb_path}')
     val = demo_data.validation_blocks(seed=seed, max_side=config['max_eval_side'], block=config['val_block'])
     val_folders = {kind: osp.join(data, 'val', kind) for kind in ('noisy', 'clean')}
@@ -292,19 +301,20 @@ def iterations_for_minutes(options, data, minutes):
     return max(10, int(minutes * 60 * rate)), rate
 
 
-def train(out, options_path, log=print):
-    """Run the package's train entry point as a subprocess in ``out``; its output is kept in train_stdout.log."""
+def train(out, options_path, log=print, extra=()):
+    """Run the package's train entry point as a subprocess in ``out`` (with the flags ``extra``, e.g.
+    ``--auto_resume``); its output is kept in train_stdout.log."""
     train_script = osp.join(osp.dirname(osp.abspath(__file__)), 'train.py')
     repo_root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     env = dict(os.environ)
     env['PYTHONPATH'] = repo_root + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
     # The demo's convolutions are tiny: one thread was 4x faster than two on the shared 2-core CPU it was tuned on.
     env.setdefault('OMP_NUM_THREADS', '1')
-    command = [sys.executable, train_script, '-opt', osp.abspath(options_path)]
+    command = [sys.executable, train_script, '-opt', osp.abspath(options_path), *extra]
     log('training: ' + ' '.join(command))
     log_path = osp.join(out, 'train_stdout.log')
-    shown = ('[epoch:', '# psnr', 'error', 'Error', 'Traceback')
-    with open(log_path, 'w') as handle:
+    shown = ('[epoch:', '# psnr', '# holdout', 'error', 'Error', 'Traceback')
+    with open(log_path, 'a') as handle:
         process = subprocess.Popen(command, cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True, bufsize=1)
         for line in process.stdout:

@@ -61,5 +61,8 @@ def check_targets_folder(path, key='datasets.train.dataroot_gt'):
     if not osp.isfile(info_path):
         raise OptionError(f'{key}: {path} is not a teacher-targets LMDB (no {TEACHER_INFO}); the distill stage '
                           'never reads clean images -- make it with amsnet-distill-prepare -opt <options>')
-    with open(info_path, encoding='utf-8') as handle:
-        return json.load(handle)
+    try:
+        with open(info_path, encoding='utf-8') as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as error:
+        raise OptionError(f'{key}: cannot read {info_path}: {error}') from error

@@ -1,12 +1,12 @@
 """amsnet-export: write a single-pass denoiser (a distilled AMSNet-D student) to ONNX, with a JSON sidecar.
 
-    amsnet-export -opt options/test_student.yml [-c net_g_latest.pth] --output student.onnx
+    amsnet-export -opt options/test_SIDD_student.yml [-c net_g_latest.pth] --output student.onnx
 
 Only a network that runs once per image (``amsnet.single_pass: true``) is exported: the mask scheme's inference
 (random masks, PD, R^3) is not one graph. The network is ``network_g`` of the options file with the checkpoint's
 weights (:func:`amsnet_basicsr.networks.build_denoiser`); the ONNX graph (``torch.onnx.export``, dynamo exporter)
 takes ``input`` (N, C, H, W) float32 RGB in [0, 1] of any batch, height and width, and returns ``output`` of the
-same shape. The sidecar ``<output>.json`` records the architecture, scale (1), channels, expected input range,
+same shape. The sidecar ``<output>.json`` (written after the graph; :class:`OnnxDenoiser` needs it) records the architecture, scale (1), channels, expected input range,
 layout and size multiple, the checkpoint and the measured agreement.
 
 On export the graph is checked with onnxruntime against the torch output on a random 256x256 input and an odd-size
@@ -110,6 +110,7 @@ def export(options, checkpoint, output, *, force=False, tolerance=1e-4, log=prin
                 checked_shapes=[list(shape) for shape in CHECK_SHAPES], max_abs_difference=difference,
                 torch=torch.__version__, onnxruntime=ort.__version__)
     output.parent.mkdir(parents=True, exist_ok=True)
+    sidecar_path(output).unlink(missing_ok=True)  # the sidecar goes last: a graph never pairs with an old sidecar
     atomic_write(output, lambda handle: handle.write(data))
     atomic_write(sidecar_path(output), lambda handle: handle.write(json.dumps(info, indent=2).encode()))
     log(f'wrote {output} and {sidecar_path(output).name}: onnxruntime agrees with torch to {difference:.2g}')

@@ -51,7 +51,7 @@ def build_denoiser(options, checkpoint_path, param_key='auto', device='cpu', *, 
     try:
         checkpoint = torch.load(checkpoint_path, map_location='cpu', weights_only=True)
     except Exception as error:
-        raise SetupError(f'cannot load checkpoint {checkpoint_path}: {error}') from error
+        raise SetupError(f'cannot load checkpoint {checkpoint_path}: {" ".join(str(error).split())}') from error
     if param_key == 'auto':
         param_key = (options.get('path') or {}).get(f'param_key_{label}') or 'auto'
         if param_key != 'auto' and param_key not in checkpoint:
@@ -61,7 +61,7 @@ def build_denoiser(options, checkpoint_path, param_key='auto', device='cpu', *, 
         net.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise SetupError(f'checkpoint {checkpoint_path} does not match {key} '
-                         f'{options[key].get("type")}: {error}') from error
+                         f'{options[key].get("type")}: {" ".join(str(error).split())}') from error
     return net.to(device).eval()
 
 
@@ -74,7 +74,8 @@ def build_teacher(opt, device='cpu'):
     weights = (opt.get('path') or {}).get('pretrain_network_teacher')
     if not weights:
         raise OptionError('path.pretrain_network_teacher: the trained teacher weights are required')
-    net = build_denoiser(opt, weights, device=device, label='teacher')
+    param_key = (opt.get('path') or {}).get('param_key_teacher') or 'auto'  # a named key must exist: no fallback
+    net = build_denoiser(opt, weights, param_key, device, label='teacher')
     for parameter in net.parameters():
         parameter.requires_grad_(False)
     return net, distill.teacher_config(opt)

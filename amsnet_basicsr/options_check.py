@@ -92,6 +92,9 @@ def check_model_options(opt, stage_losses=STAGE_LOSSES):
         check_train_options(opt, stage_losses)
         if opt['train'].get('stage') == 'distill':
             check_distill_options(opt)
+        elif SchemeConfig.from_options(opt).single_pass:
+            raise OptionError(f'amsnet.single_pass: a single-pass network is trained by train.stage distill, not '
+                              f'{opt["train"].get("stage", next(iter(stage_losses)))!r}')
 
 
 def check_distill_options(opt):
@@ -100,19 +103,34 @@ def check_distill_options(opt):
     if not SchemeConfig.from_options(opt).single_pass:
         raise OptionError('amsnet.single_pass must be true for train.stage distill: network_g is the student, run '
                           'once per image (the teacher\'s scheme is the amsnet_teacher section)')
-    dataroot_gt = (((opt.get('datasets') or {}).get('train')) or {}).get('dataroot_gt')
+    train_set = ((opt.get('datasets') or {}).get('train')) or {}
+    dataroot_gt = train_set.get('dataroot_gt')
     if dataroot_gt is not None:
+        if train_set.get('type') != 'PairedImageDataset':
+            raise OptionError(f'datasets.train.type must be PairedImageDataset with precomputed targets '
+                              f'(dataroot_gt), got {train_set.get("type")!r}')
         if os.path.exists(str(dataroot_gt)):
-            check_targets_folder(dataroot_gt)
+            info = check_targets_folder(dataroot_gt)
+            source = os.path.abspath(str(train_set.get('dataroot_lq')))
+            if info.get('source') != source:
+                raise OptionError(f'datasets.train.dataroot_gt: {dataroot_gt} holds the teacher\'s targets for '
+                                  f'{info.get("source")}, not for datasets.train.dataroot_lq {source}')
         return
     if not isinstance(opt.get('network_teacher'), dict):
         raise OptionError('network_teacher is required for train.stage distill without precomputed targets '
                           '(datasets.train.dataroot_gt from amsnet-distill-prepare)')
     check_network_options(opt, 'network_teacher')
     teacher_config(opt)
-    if not (opt.get('path') or {}).get('pretrain_network_teacher'):
+    path = opt.get('path') or {}
+    if not path.get('pretrain_network_teacher'):
         raise OptionError(f'path.pretrain_network_teacher: the trained teacher weights are required ({TEACHER_SECTION} '
                           'gives its scheme)')
+    if 'network_teacher' not in (path.get('ignore_resume_networks') or []):
+        raise OptionError('path.ignore_resume_networks must list network_teacher: on a resume BasicSR would otherwise '
+                          'look for a teacher checkpoint of the run (net_teacher_<iter>.pth), which is never written')
+    if path.get('param_key_teacher') == 'params_ema':
+        raise OptionError('path.param_key_teacher: params_ema is reset to params by BasicSR on a resume; precompute '
+                          'the targets with amsnet-distill-prepare (which reads params_ema once) or use params')
 
 
 def _path_keys(dataset):

@@ -327,13 +327,15 @@ class SubmissionMixin:
                 if holdout[key]['better'] != 'lower':
                     raise OptionError(f"val.metrics.{key}.better must be 'lower' for type {HOLDOUT_METRIC} (a "
                                       f"loss), got {holdout[key]['better']!r}")
-        if holdout and not hasattr(self, 'masked_holdout_loss'):
-            raise OptionError(f'val.metrics: type {HOLDOUT_METRIC} needs a model with masked_holdout_loss '
-                              f'(AMSNetModel), got {type(self).__name__}')
+        scores_holdout = (hasattr(self, 'masked_holdout_loss')
+                          and not getattr(getattr(self, 'scheme_config', None), 'single_pass', False))
+        if holdout and not scores_holdout:
+            raise OptionError(f'val.metrics: type {HOLDOUT_METRIC} needs a mask-scheme model with masked_holdout_loss '
+                              f'(AMSNetModel without amsnet.single_pass), got {type(self).__name__}')
         if has_gt:
             return {key: holdout.get(key, metric_opt) for key, metric_opt in metrics.items()}
         skipped = ', '.join(key for key in metrics if key not in holdout)
-        if not hasattr(self, 'masked_holdout_loss'):
+        if not scores_holdout:
             logger.info(f'{name} has no reference images: metrics skipped for it.')
             return None
         holdout = holdout or {HOLDOUT_METRIC: {'type': HOLDOUT_METRIC, 'better': 'lower'}}

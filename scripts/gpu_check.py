@@ -9,6 +9,9 @@
 3. The inference benchmark on the GPU: the paper's Restormer, MMDB and MMDB + R^3 in fp32 / bf16 / fp16 with
    ``chunk_size: auto``, and the teacher's P-E against the distilled student (``--sections blocks,student``).
 4. channels_last and ``torch.compile`` of the student and of the Restormer teacher, fp32 and bf16, 512x512.
+
+Every step runs in its own process with a time limit (120 + 150 + 150 + 90 s at most), and ``gpu_check.json`` is
+rewritten after each one, so a run cut short keeps what it measured.
 """
 import argparse
 import json
@@ -72,7 +75,8 @@ def ddp_training(out, timeout):
     return dict(ok=ok and saved, processes=processes, backend='nccl', iterations=300, seconds=seconds)
 
 
-def compile_and_channels_last():
+def compile_and_channels_last(path):
+    """Time eager, channels_last and torch.compile forwards (fp32, bf16); the rows go to ``path`` as they come."""
     import torch
     import amsnet_basicsr.plugin  # noqa: F401
     from amsnet_basicsr.benchmark import ARCHS, STUDENT, timed
@@ -99,12 +103,14 @@ def compile_and_channels_last():
                     results.append(dict(model=label, variant=variant, precision=precision,
                                         error=f'{type(error).__name__}: {str(error)[:300]}'))
                 print(results[-1], flush=True)
+                path.write_text(json.dumps(results, indent=1))
     return results
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', default='gpu_check', help='folder for gpu_check.json and the logs')
+    parser.add_argument('--compile-only', action='store_true', help=argparse.SUPPRESS)  # step 4, in its own process
     args = parser.parse_args(argv)
     import torch
     if not torch.cuda.is_available():
@@ -112,18 +118,30 @@ def main(argv=None):
         return 2
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.compile_only:
+        compile_and_channels_last(out / 'compile.json')
+        return 0
     report = dict(device=torch.cuda.get_device_name(0), torch=torch.__version__, cuda=torch.version.cuda,
                   gpus=torch.cuda.device_count())
+
+    def save():
+        (out / 'gpu_check.json').write_text(json.dumps(report, indent=1))
+
     report['tests_cuda'] = dict(zip(('ok', 'seconds'), run(
-        'tests_cuda', [sys.executable, '-m', 'pytest', 'tests_cuda', '-q', '-p', 'no:cacheprovider'], out, 180)))
-    report['ddp_training'] = ddp_training(out, 180)
+        'tests_cuda', [sys.executable, '-m', 'pytest', 'tests_cuda', '-q', '-p', 'no:cacheprovider'], out, 120)))
+    save()
+    report['ddp_training'] = ddp_training(out, 150)
+    save()
     benchmark_json = out / 'benchmark.json'
-    ok, seconds = run('benchmark', [sys.executable, '-m', 'amsnet_basicsr.benchmark', '--device', 'cuda', '--arch',
-                                    'Restormer', '--size', 'paper', '--sections', 'blocks,student', '--precisions',
-                                    'fp32', 'bf16', 'fp16', '--repeats', '3', '--json', str(benchmark_json)], out, 180)
+    ok, _ = run('benchmark', [sys.executable, '-m', 'amsnet_basicsr.benchmark', '--device', 'cuda', '--arch',
+                              'Restormer', '--size', 'paper', '--sections', 'blocks,student', '--precisions', 'fp32',
+                              'bf16', 'fp16', '--repeats', '3', '--json', str(benchmark_json)], out, 150)
     report['benchmark'] = json.loads(benchmark_json.read_text()) if ok else dict(ok=False)
-    report['compile_and_channels_last'] = compile_and_channels_last()
-    (out / 'gpu_check.json').write_text(json.dumps(report, indent=1))
+    save()
+    run('compile', [sys.executable, str(Path(__file__).resolve()), '--out', str(out), '--compile-only'], out, 90)
+    compiled = out / 'compile.json'
+    report['compile_and_channels_last'] = json.loads(compiled.read_text()) if compiled.is_file() else None
+    save()
     print(f'wrote {out / "gpu_check.json"}')
     return 0 if report['tests_cuda']['ok'] and report['ddp_training']['ok'] and ok else 1
 

@@ -26,6 +26,7 @@ import torch
 from .. import image_io
 from ..distill import TEACHER_INFO, teacher_output
 from ..errors import DataError, OptionError, SetupError, run_command
+from ..files import atomic_write
 
 PARTIAL_SUFFIX = '.partial'
 
@@ -43,6 +44,15 @@ def _lmdb_keys(folder):
     if not osp.isfile(osp.join(folder, 'meta_info.txt')):
         raise DataError(f'{folder}: not a BasicSR LMDB (no meta_info.txt)')
     return paths_from_lmdb(folder)
+
+
+def _previous_settings(path):
+    """The settings of an interrupted build, or None when they are missing or unreadable (then it starts again)."""
+    try:
+        with open(path, encoding='utf-8') as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
 
 
 def prepare_targets(opt, *, force=False, device='cpu', progress=True, log=print):
@@ -66,37 +76,35 @@ def prepare_targets(opt, *, force=False, device='cpu', progress=True, log=print)
     teacher, config = build_teacher(opt, device)
     weights = opt['path']['pretrain_network_teacher']
     settings = dict(teacher=opt['network_teacher'], weights=osp.abspath(weights), weights_sha256=_file_digest(weights),
+                    param_key=opt['path'].get('param_key_teacher') or 'auto',
                     scheme=json.loads(json.dumps(config, default=lambda value: value.__dict__)),
                     source=osp.abspath(source), crops=len(keys))
     partial_root = output + PARTIAL_SUFFIX
     partial = osp.join(partial_root, osp.basename(output))
     settings_path = osp.join(partial_root, 'settings.json')
     if osp.exists(partial_root):
-        with open(settings_path, encoding='utf-8') if osp.isfile(settings_path) else open(os.devnull) as handle:
-            previous = handle.read()
-        if previous and json.loads(previous) == settings:
+        if _previous_settings(settings_path) == settings:
             log(f'continuing the interrupted build in {partial_root}')
         else:
             log(f'removing {partial_root}: an interrupted build with other settings')
             shutil.rmtree(partial_root)
     os.makedirs(partial_root, exist_ok=True)
-    with open(settings_path, 'w', encoding='utf-8') as handle:
-        json.dump(settings, handle, indent=2)
+    atomic_write(settings_path, lambda handle: handle.write(json.dumps(settings, indent=2).encode()))
     source_env = lmdb.open(source, readonly=True, lock=False, readahead=False)
     map_size = max(os.path.getsize(osp.join(source, 'data.mdb')) * 3, 1 << 26)
     target_env = lmdb.open(partial, map_size=map_size)
-    with target_env.begin() as txn:
-        done = {key.decode('ascii') for key, _ in txn.cursor()}
-    todo = [key for key in keys if key not in done]
-    log(f'teacher {opt["network_teacher"]["type"]} ({weights}): {len(keys)} noisy crops of {source} -> {output} '
-        f'({len(done)} already done)')
     bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(keys), initial=len(keys) - len(todo), unit='crop', desc='teacher targets',
-                   file=sys.stderr)
     start = time.perf_counter()
     try:
+        with target_env.begin() as txn:
+            done = {key.decode('ascii') for key, _ in txn.cursor()}
+        todo = [key for key in keys if key not in done]
+        log(f'teacher {opt["network_teacher"]["type"]} ({weights}): {len(keys)} noisy crops of {source} -> {output} '
+            f'({len(done)} already done)')
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=len(keys), initial=len(keys) - len(todo), unit='crop', desc='teacher targets',
+                       file=sys.stderr)
         with source_env.begin() as source_txn:
             for key in todo:
                 content = source_txn.get(key.encode('ascii'))
@@ -113,16 +121,15 @@ def prepare_targets(opt, *, force=False, device='cpu', progress=True, log=print)
                     txn.put(key.encode('ascii'), encoded.tobytes())
                 if bar is not None:
                     bar.update(1)
+        shapes = {}
+        with target_env.begin() as txn:
+            for key in keys:
+                shapes[key] = image_io.decode(txn.get(key.encode('ascii')), key).shape
     finally:
         if bar is not None:
             bar.close()
         source_env.close()
-    shapes = {}
-    with target_env.begin() as txn:
-        for key in keys:
-            image = image_io.decode(txn.get(key.encode('ascii')), key)
-            shapes[key] = image.shape
-    target_env.close()
+        target_env.close()
     with open(osp.join(partial, 'meta_info.txt'), 'w', encoding='utf-8') as handle:
         for key in keys:
             height, width, channels = shapes[key]

@@ -1,0 +1,227 @@
+"""amsnet-train-folder: train AMSNet on a folder of your own noisy photos, then denoise them with the result.
+
+    amsnet-train-folder photos/ --out results/my_photos
+    amsnet-denoise photos/ denoised/ -opt results/my_photos/denoise.yml
+
+Self-supervised on the photos themselves (paper Sec. 3: no clean image anywhere), so the photos to be denoised
+are the training set by default -- a legitimate protocol for a self-supervised method, and the one that fits the
+camera's noise best. Steps, each a part of this package that the other commands use too:
+
+1. Pack: every photo is cut into non-overlapping tiles (``--tile``, centred) packed into a BasicSR LMDB
+   (:func:`amsnet_basicsr.demo.pack_noisy_tiles`; decoding full photos per training sample would spend most of
+   every iteration on I/O). Every 20th tile is held out, as a noisy-only validation set.
+2. Train AMSNet-B with the demo's CPU recipe (:func:`amsnet_basicsr.demo.train_options`: MaskAwareDnCNN, PD
+   stride 2, 60-px crops, Adam with cosine decay; ``train.py`` in a subprocess, resumable with ``--resume``),
+   saving a checkpoint at every validation.
+3. Pick the checkpoint without clean images: the lowest masked hold-out loss (``masked_holdout``: L_m, Eq. 4,
+   with fixed masks) on the held-out tiles (``docs/checkpoint_selection.md``).
+4. Distil it (stage ``distill``, :mod:`amsnet_basicsr.distill`) into a single-pass student (``--student-iters``;
+   0 keeps the B-E model): the chosen model's B-E output on the training tiles is the target.
+5. Write ``denoise.yml`` (options for ``amsnet-denoise`` / ``test.py``) and ``model.pth``.
+
+The recipe was tuned on the demo's validation photo; on sharp photos with other camera noise it may not beat
+OpenCV NLM or BM3D (``docs/demo.md``): compare on a few of your own photos.
+
+An existing ``--out`` is refused unless ``--resume`` (continue an interrupted run: packing and finished steps are
+kept, training continues from its last checkpoint) or ``--force`` (start again).
+"""
+import argparse
+import copy
+import glob
+import os
+import os.path as osp
+import shutil
+import sys
+import time
+
+import numpy as np
+import torch
+import yaml
+
+from .errors import DataError, ImageError, SetupError, run_command
+
+HOLDOUT_EVERY = 20
+TEACHER = 'AMSNet_folder'
+MARKER = '.amsnet_train_folder'
+
+
+def read_photos(folder, out, *, tile, log):
+    """[(name, float RGB image)] of every readable photo under ``folder`` (``out`` excluded) at least ``tile`` px on
+    its short side; unreadable files are reported and skipped."""
+    from .denoise import IMAGE_EXTENSIONS, find_images
+    from .image_io import read_rgb
+    photos = []
+    for path, relative in find_images(folder, out):
+        try:
+            image = read_rgb(path)
+        except ImageError as error:
+            log(f'skip {path}: {error}')
+            continue
+        if min(image.shape[:2]) < tile:
+            log(f'skip {path}: {image.shape[1]}x{image.shape[0]} is smaller than one {tile}-px tile')
+            continue
+        photos.append((str(relative.with_suffix('')).replace(os.sep, '_').replace('.', '_'), image))
+    if not photos:
+        raise DataError(f'{folder}: no usable photos ({", ".join(IMAGE_EXTENSIONS)}, at least {tile} px a side)')
+    return photos
+
+
+def pack(folder, out, *, tile, log):
+    """Steps 1: the training LMDB and the held-out validation tiles (noisy PNGs) under ``out/data``."""
+    from .demo import pack_noisy_tiles
+    data = osp.join(out, 'data')
+    lmdb_path, val_dir = osp.join(data, 'train_noisy.lmdb'), osp.join(data, 'val_noisy')
+    if osp.isfile(osp.join(lmdb_path, 'meta_info.txt')):
+        return lmdb_path, val_dir
+    shutil.rmtree(data, ignore_errors=True)
+    photos = read_photos(folder, out, tile=tile, log=log)
+    tiles_dir = osp.join(data, 'noisy_tiles')
+    partial = osp.join(data, 'partial', 'train_noisy.lmdb')  # moved into place once complete
+    keys = pack_noisy_tiles(photos, tiles_dir, partial, tile)
+    if len(keys) < 2:
+        raise DataError(f'{folder}: {len(keys)} tile of {tile} px; training needs at least 2 (use a smaller --tile)')
+    os.makedirs(val_dir)
+    held_out = keys[HOLDOUT_EVERY // 2::HOLDOUT_EVERY] or keys[:1]
+    for key in held_out:
+        shutil.copy(osp.join(tiles_dir, key + '.png'), osp.join(val_dir, key + '.png'))
+    with open(osp.join(partial, 'meta_info.txt')) as handle:
+        lines = [line for line in handle if line.split('.png')[0] not in set(held_out)]
+    with open(osp.join(partial, 'meta_info.txt'), 'w') as handle:  # training keys only: held-out tiles stay out
+        handle.writelines(lines)
+    os.replace(partial, lmdb_path)
+    log(f'{len(photos)} photos -> {len(lines)} training tiles of {tile}x{tile} in {lmdb_path}, '
+        f'{len(held_out)} held out for checkpoint selection in {val_dir}')
+    return lmdb_path, val_dir
+
+
+def teacher_options(config, lmdb_path, val_dir, *, iters, seed):
+    """The demo's B-E recipe on the packed tiles, validated by the masked hold-out loss (no clean image), with a
+    checkpoint at every validation."""
+    from .demo import train_options, validation_frequency
+    options = train_options(config, dict(lmdb=lmdb_path, val_folders={'noisy': val_dir, 'clean': val_dir}), seed=seed,
+                            iters=iters)
+    options['name'] = TEACHER
+    options['datasets']['val'] = {'name': 'held_out_noisy_tiles', 'type': 'SingleImageDataset',
+                                  'dataroot_lq': osp.abspath(val_dir), 'io_backend': {'type': 'disk'}}
+    options['val']['metrics'] = {'holdout': {'type': 'masked_holdout'}}
+    options['logger'].update(save_checkpoint_freq=validation_frequency(iters), use_tb_logger=False)
+    return options
+
+
+def pick_checkpoint(options, models_dir, val_dir, log):
+    """Step 3: (path, loss) of the saved ``net_g_<iter>.pth`` with the lowest mean masked hold-out loss on the
+    held-out tiles."""
+    from .demo import in_process_model, to_tensor
+    from .image_io import read_rgb
+    tiles = [to_tensor(read_rgb(path)) for path in sorted(glob.glob(osp.join(val_dir, '*.png')))]
+    scored = []
+    for path in glob.glob(osp.join(models_dir, 'net_g_*.pth')):
+        if not osp.basename(path)[len('net_g_'):-len('.pth')].isdigit():
+            continue
+        state = torch.load(path, map_location='cpu', weights_only=True)['params']
+        model = in_process_model(options, is_train=False, state_dict=state)
+        scored.append((float(np.mean([model.masked_holdout_loss(tile) for tile in tiles])), path))
+    if not scored:
+        raise SetupError(f'no checkpoint in {models_dir}')
+    loss, path = min(scored)
+    log('checkpoints by masked hold-out loss: ' + ', '.join(
+        f'{osp.basename(p)[6:-4]}: {value:.5f}' for value, p in sorted(scored, key=lambda item: item[1])) +
+        f' -> {osp.basename(path)}')
+    return path, loss
+
+
+def denoise_options(train_options, weights):
+    """Options for ``amsnet-denoise`` / ``test.py``: the chosen network with its inference settings."""
+    options = {key: copy.deepcopy(train_options[key]) for key in ('model_type', 'network_g', 'amsnet')}
+    options['amsnet'].pop('tile', None)  # the default tiles: photos of any size fit in memory
+    options.update(name=osp.basename(osp.dirname(weights)) + '_denoise', num_gpu='auto', scale=1,
+                   path={'pretrain_network_g': osp.abspath(weights), 'param_key_g': 'params', 'strict_load_g': True})
+    return options
+
+
+def run(args, log):
+    from . import demo
+    from .data import teacher_targets
+    folder, out = osp.abspath(args.input), osp.abspath(args.out)
+    if not osp.isdir(folder):
+        raise SetupError(f'{args.input} is not a folder of photos')
+    if osp.exists(out) and os.listdir(out) and not args.resume:
+        if not args.force:
+            raise SetupError(f'--out {out} exists: pass --resume to continue that run or --force to start again')
+        if not osp.isfile(osp.join(out, MARKER)):
+            raise SetupError(f'--out {out} is not an amsnet-train-folder output (no {MARKER}); refusing to delete it')
+        shutil.rmtree(out)
+    os.makedirs(out, exist_ok=True)
+    open(osp.join(out, MARKER), 'w').close()
+    config = dict(demo.CONFIGS['quick' if args.quick else 'full'], train_tile=args.tile)
+    torch.manual_seed(args.seed)
+    lmdb_path, val_dir = pack(folder, out, tile=args.tile, log=log)
+
+    options = teacher_options(config, lmdb_path, val_dir, iters=args.iters or config['iters'], seed=args.seed)
+    models_dir = osp.join(out, 'experiments', TEACHER, 'models')
+    resume = ['--auto_resume'] if osp.isdir(osp.join(out, 'experiments', TEACHER, 'training_states')) else []
+    if not osp.isfile(osp.join(models_dir, 'net_g_latest.pth')):
+        demo.train(out, demo.write_options(out, options, 'train_folder.yml'), log, extra=resume)
+    chosen, _ = pick_checkpoint(options, models_dir, val_dir, log)
+    final_weights, final_options = chosen, options
+
+    student_iters = config['student_iters'] if args.student_iters is None else args.student_iters
+    if student_iters:
+        data = dict(lmdb=lmdb_path, teacher_lmdb=osp.join(out, 'data', 'train_teacher.lmdb'))
+        distill = demo.distill_options(config, data, options, chosen, seed=args.seed, iters=student_iters)
+        del distill['datasets']['val'], distill['val']  # no clean image and no hold-out loss for a student
+        student = osp.join(out, 'experiments', demo.STUDENT_EXPERIMENT, 'models', 'net_g_latest.pth')
+        if not osp.isfile(student):
+            if not osp.isfile(osp.join(data['teacher_lmdb'], 'meta_info.txt')):
+                teacher_targets.prepare_targets(distill, device='cpu', progress=not args.quiet, log=log)
+            resume = (['--auto_resume'] if osp.isdir(osp.join(out, 'experiments', demo.STUDENT_EXPERIMENT,
+                                                              'training_states')) else [])
+            demo.train(out, demo.write_options(out, distill, 'distill_folder.yml'), log, extra=resume)
+        final_weights, final_options = student, distill
+
+    model = osp.join(out, 'model.pth')
+    shutil.copy(final_weights, model + '.tmp')
+    os.replace(model + '.tmp', model)
+    options_path = osp.join(out, 'denoise.yml')
+    with open(options_path + '.tmp', 'w') as handle:
+        kind = 'the distilled student (one pass)' if student_iters else 'AMSNet-B-E (MMDB + R3)'
+        handle.write(f'# written by amsnet-train-folder {args.input}: {kind}\n')
+        yaml.safe_dump(denoise_options(final_options, model), handle, sort_keys=False)
+    os.replace(options_path + '.tmp', options_path)
+    log(f'done: amsnet-denoise {args.input} denoised/ -opt {options_path}')
+    return options_path
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog='amsnet-train-folder', description=__doc__.split('\n\n')[0])
+    parser.add_argument('input', help='folder of noisy photos (searched recursively; nothing clean is needed)')
+    parser.add_argument('--out', required=True, help='output folder (LMDB, experiments, model.pth, denoise.yml)')
+    parser.add_argument('--iters', type=int, help='AMSNet-B training iterations (default: 2000; quick: 20)')
+    parser.add_argument('--student-iters', type=int, help='distillation iterations (default: 400; quick: 10; '
+                        '0 = keep the B-E model)')
+    parser.add_argument('--tile', type=int, default=128, help='side of the packed training tiles (default: 128)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--resume', action='store_true', help='continue an interrupted run in --out')
+    parser.add_argument('--force', action='store_true', help='delete an earlier run in --out and start again')
+    parser.add_argument('--quick', action='store_true', help='tiny networks and budgets (seconds; for tests)')
+    parser.add_argument('--quiet', action='store_true', help='no progress bars')
+    args = parser.parse_args(argv)
+    if args.tile < 64:
+        parser.error('--tile must be >= 64 (the training crops are 60 px)')
+    return args
+
+
+def main(argv=None):
+    """Console script ``amsnet-train-folder``; exit codes as in :mod:`amsnet_basicsr.errors`."""
+    from . import plugin  # noqa: F401  (registers the architectures; applies the torchvision alias before basicsr)
+    args = parse_args(argv)
+    start = time.time()
+
+    def log(message):
+        print(f'[amsnet-train-folder {time.time() - start:6.1f}s] {message}', flush=True)
+
+    return run_command('amsnet-train-folder', run, args, log)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

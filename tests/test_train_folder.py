@@ -1,0 +1,57 @@
+"""amsnet-train-folder: a folder of noisy photos in, a model that amsnet-denoise uses out; resumable, no overwrite."""
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, correlated_noisy, smooth_scene
+
+
+def command(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''), OMP_NUM_THREADS='1')
+    return subprocess.run([sys.executable, '-m', *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_train_folder_leaves_a_model_amsnet_denoise_uses_and_never_overwrites(tmp_path):
+    photos = tmp_path / 'photos'
+    (photos / 'trip').mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index, size in enumerate(((150, 140), (140, 200))):
+        noisy = correlated_noisy(smooth_scene(*size, rng), 0.08, rng)
+        cv2.imwrite(str(photos / 'trip' / f'img_{index}.png'), (noisy[..., ::-1] * 255).round().astype(np.uint8))
+    (photos / 'notes.png').write_bytes(b'not an image')
+    out = tmp_path / 'run'
+    first = command('amsnet_basicsr.train_folder', str(photos), '--out', str(out), '--quick', '--tile', '64',
+                    '--quiet', cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert 'skip' in first.stdout and 'notes.png' in first.stdout  # the unreadable file is reported, not fatal
+    options = yaml.safe_load((out / 'denoise.yml').read_text())
+    assert options['amsnet']['single_pass'] is True and options['network_g']['type'] == 'NAFNet'
+    assert (out / 'model.pth').is_file()
+    train = yaml.safe_load((out / 'train_folder.yml').read_text())['datasets']
+    held_out = {path.stem for path in (out / 'data' / 'val_noisy').iterdir()}
+    keys = {line.split('.png')[0] for line in open(out / 'data' / 'train_noisy.lmdb' / 'meta_info.txt')}
+    assert held_out and keys and not held_out & keys  # the tiles that pick the checkpoint are never trained on
+    assert train['val']['type'] == 'SingleImageDataset'  # noisy-only validation: the masked hold-out loss
+
+    denoised = command('amsnet_basicsr.denoise', str(photos / 'trip'), str(tmp_path / 'denoised'), '-opt',
+                       str(out / 'denoise.yml'), '--quiet', cwd=tmp_path)
+    assert denoised.returncode == 0, denoised.stderr
+    assert sorted(p.name for p in (tmp_path / 'denoised').iterdir()) == ['img_0.png', 'img_1.png']
+
+    again = command('amsnet_basicsr.train_folder', str(photos), '--out', str(out), '--quick', cwd=tmp_path)
+    assert again.returncode == 2 and 'exists: pass --resume' in again.stderr.strip().splitlines()[-1]
+    resumed = command('amsnet_basicsr.train_folder', str(photos), '--out', str(out), '--quick', '--tile', '64',
+                      '--resume', '--quiet', cwd=tmp_path)
+    assert resumed.returncode == 0 and 'training:' not in resumed.stdout  # finished steps are not repeated
+    other = tmp_path / 'not_ours'
+    other.mkdir()
+    (other / 'keep.txt').write_text('user data')
+    refused = command('amsnet_basicsr.train_folder', str(photos), '--out', str(other), '--force', cwd=tmp_path)
+    assert refused.returncode == 2 and (other / 'keep.txt').is_file()
