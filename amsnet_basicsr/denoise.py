@@ -21,6 +21,7 @@ exit status is 1 when any file failed.
 """
 import argparse
 import contextlib
+import copy
 import sys
 import time
 from pathlib import Path
@@ -132,10 +133,51 @@ def denoise_array(net, colour, settings, progress=None):
     return output[0].permute(1, 2, 0).float().numpy()
 
 
+ADAPT_CROP, ADAPT_BATCH = 64, 8
+
+
+def adapted_network(colour, settings, log):
+    """``--adapt N``: test-time adaptation. A fresh copy of the model (``AMSNetModel`` built from the options with
+    the checkpoint, BasicSR's ``build_model``) takes N of its own training steps -- stage ``mask``: one random mask at
+    ``amsnet.train_stride`` and L_m (Eq. 2-4), Adam at ``--adapt-lr`` -- on random 64-px crops of this noisy photo
+    (smaller photos: crops of their short side)
+    (batches of 8, drawn from a generator seeded with ``amsnet.seed``); its network then denoises the photo. Nothing
+    but the photo itself is read; every photo adapts from the same loaded weights."""
+    from basicsr.models import build_model
+    adapt = settings['adapt']
+    height, width, channels = colour.shape
+    if channels != settings['model_channels']:
+        raise ImageError(f'--adapt needs a {settings["model_channels"]}-channel photo, got {channels} channels')
+    crop = min(ADAPT_CROP, height, width)
+    opt = copy.deepcopy(adapt['options'])
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=int(settings['device'].type == 'cuda'),
+               manual_seed=settings['config'].seed)
+    opt['path'] = {'pretrain_network_g': adapt['checkpoint'], 'param_key_g': adapt['param_key'], 'strict_load_g': True}
+    opt['train'] = {'stage': 'mask', 'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': adapt['lr']},
+                    'scheduler': {'type': 'MultiStepLR', 'milestones': [adapt['steps'] + 1], 'gamma': 1},
+                    'total_iter': adapt['steps'], 'warmup_iter': -1, 'pixel_opt': {'type': 'MaskedL1Loss'}}
+    model = build_model(opt)
+    photo = torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)
+    generator = torch.Generator().manual_seed(settings['config'].seed)
+    start = time.perf_counter()
+    for step in range(1, adapt['steps'] + 1):
+        tops = torch.randint(height - crop + 1, (ADAPT_BATCH, ), generator=generator).tolist()
+        lefts = torch.randint(width - crop + 1, (ADAPT_BATCH, ), generator=generator).tolist()
+        model.feed_data({'lq': torch.stack([photo[:, top:top + crop, left:left + crop]
+                                            for top, left in zip(tops, lefts)])})
+        model.optimize_parameters(step)
+    log(f'adapted for {adapt["steps"]} steps in {time.perf_counter() - start:.1f} s '
+        f'(last L_m {model.log_dict["l_mask"]:.4f})')
+    return model.net_g.eval()
+
+
 def process(net, source, targets, settings, force, show_tiles):
     image = read_image(source)
     colour, alpha = split_image(image)
     config = settings['config']
+    if settings.get('adapt'):
+        net = adapted_network(colour, settings, lambda message: tqdm.write(f'  {source.name}: {message}',
+                                                                           file=sys.stderr))
     plan = tiling.plan_tiles(image.shape[0], image.shape[1], config.tile.size, config.tile.overlap,
                              config.inference_stride, config.size_multiple)
     with tqdm(total=tiling.num_tiles(plan), desc=f'  tiles of {source.name}', unit='tile', leave=False,
@@ -189,6 +231,11 @@ def parse_args(argv=None):
     parser.add_argument('--tile-batch', type=int, help='tiles per denoiser batch (default: amsnet.tile.batch)')
     parser.add_argument('--chunk-size', type=chunk_size_flag, help='sub-images per denoiser call: auto (a pixel '
                         'budget per device), all, or a number (default: amsnet.chunk_size)')
+    parser.add_argument('--adapt', type=int, default=0, metavar='STEPS',
+                        help='test-time adaptation: STEPS self-supervised training steps (stage mask, L_m) on each '
+                        'photo before denoising it; mask-scheme models only (default: 0 = off)')
+    parser.add_argument('--adapt-lr', type=float, default=1e-3, help='Adam learning rate of --adapt '
+                        '(default: %(default)g)')
     parser.add_argument('--side-by-side', action='store_true', help='also write <name>_side_by_side: noisy|denoised')
     parser.add_argument('--ext', help='output extension (e.g. png); default: the input\'s')
     parser.add_argument('--force', action='store_true', help='overwrite existing outputs')
@@ -248,7 +295,11 @@ def main(argv=None):
         if args.device == 'cuda':  # same seed -> same output also on GPU: no autotuned, non-deterministic kernels
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
+        if args.adapt < 0:
+            raise SetupError(f'--adapt must be >= 0 steps, got {args.adapt}')
         if args.checkpoint and args.checkpoint.lower().endswith('.onnx'):
+            if args.adapt:
+                raise SetupError('--adapt needs the torch model (options and .pth), not an exported .onnx')
             net, settings = load_onnx(args)
         else:
             if not args.opt:
@@ -259,6 +310,13 @@ def main(argv=None):
                 raise SetupError(f'no weights: pass --checkpoint or set path.pretrain_network_g in {args.opt}')
             net = build_denoiser(options, checkpoint, args.param_key, args.device)
             settings = make_settings(args, options, net)
+            if args.adapt:
+                if settings['config'].single_pass:
+                    raise SetupError('--adapt trains with the mask scheme; a single-pass network (amsnet.single_pass) '
+                                     'cannot adapt this way')
+                settings['adapt'] = dict(options=options, checkpoint=checkpoint, steps=args.adapt, lr=args.adapt_lr,
+                                         param_key=(options.get('path') or {}).get('param_key_g') or 'params'
+                                         if args.param_key == 'auto' else args.param_key)
         files = find_images(args.input, args.output)
     except AMSNetError as error:
         return report('amsnet-denoise', error)

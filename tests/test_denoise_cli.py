@@ -166,3 +166,28 @@ def test_model_channels_from_options_before_first_conv():
     assert denoise.model_channels(widening, {'type': 'MaskAware', 'in_nc': 3}) == 3
     assert denoise.model_channels(widening, {'type': 'Restormer', 'inp_channels': 1}) == 1
     assert denoise.model_channels(widening, {'type': 'Unknown'}) == 7
+
+
+def test_adapt_fine_tunes_on_each_photo_deterministically(tmp_path, image_folders):
+    """``--adapt N``: N self-supervised steps (stage mask, L_m) on crops of the photo change the output; the same
+    seed gives the same image twice; a single-pass model is refused with one line."""
+    import torch
+    import yaml
+    from amsnet_basicsr import denoise
+    from basicsr.archs import build_network
+    network = {'type': 'MaskAwareDnCNN', 'in_nc': 3, 'out_nc': 3, 'nc': 8, 'nb': 3}
+    torch.manual_seed(0)
+    checkpoint = tmp_path / 'net.pth'
+    torch.save({'params': build_network(dict(network)).state_dict()}, checkpoint)
+    options = tmp_path / 'model.yml'
+    options.write_text(yaml.safe_dump({'model_type': 'AMSNetModel', 'network_g': network,
+                                       'amsnet': {'train_stride': 2, 'test_stride': 2},
+                                       'path': {'pretrain_network_g': str(checkpoint)}}))
+    photo = image_folders['val_noisy']
+    for name, extra in (('plain', []), ('adapted', ['--adapt', '3']), ('again', ['--adapt', '3'])):
+        assert denoise.main([str(photo), str(tmp_path / name), '-opt', str(options), '--quiet', *extra]) == 0
+    read = [cv2.imread(str(tmp_path / name / 'val_0.png')) for name in ('plain', 'adapted', 'again')]
+    assert not np.array_equal(read[0], read[1]) and np.array_equal(read[1], read[2])
+    student = tmp_path / 'student.yml'
+    student.write_text(options.read_text().replace('train_stride: 2', 'single_pass: true'))
+    assert denoise.main([str(photo), str(tmp_path / 'x'), '-opt', str(student), '--adapt', '3']) == 2
