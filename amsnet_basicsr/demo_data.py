@@ -38,9 +38,9 @@ def load_sample(name):
     return np.ascontiguousarray(image[..., :3])
 
 
-def photo(name, *, max_side):
-    """The sample photo ``name`` reduced to at most ``max_side`` pixels (area), then enlarged ``ENLARGE`` times
-    (bicubic), as uint8 RGB (module docstring)."""
+def photo(name, *, max_side, enlarge=ENLARGE):
+    """The sample photo ``name`` reduced to at most ``max_side`` pixels (area), then enlarged ``enlarge`` times
+    (bicubic; 1 keeps the photo's own sharpness), as uint8 RGB (module docstring)."""
     import cv2
     image = load_sample(name)
     height, width = image.shape[:2]
@@ -49,7 +49,9 @@ def photo(name, *, max_side):
         image = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
                            interpolation=cv2.INTER_AREA)
         height, width = image.shape[:2]
-    return cv2.resize(image, (width * ENLARGE, height * ENLARGE), interpolation=cv2.INTER_CUBIC)
+    if enlarge == 1:
+        return np.ascontiguousarray(image)
+    return cv2.resize(image, (width * enlarge, height * enlarge), interpolation=cv2.INTER_CUBIC)
 
 
 def noise_rng(seed, name):
