@@ -14,7 +14,6 @@ one; files are written only when the largest difference is at most ``--tolerance
 :class:`OnnxDenoiser` runs such a file with onnxruntime (``amsnet-denoise -c student.onnx``).
 """
 import argparse
-import inspect
 import io
 import json
 import os
@@ -50,11 +49,10 @@ def export_onnx(net, *, channels, size_multiple=1):
     batch, height, width = (torch.export.Dim('batch', min=1), torch.export.Dim('height', min=1),
                             torch.export.Dim('width', min=1))
     example = torch.rand(1, channels, 64 * size_multiple, 64 * size_multiple)
-    argument = next(iter(inspect.signature(net.forward).parameters))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')
         program = torch.onnx.export(net, (example, ), dynamo=True, input_names=['input'], output_names=['output'],
-                                    dynamic_shapes={argument: {0: batch, 2: height, 3: width}}, verbose=False)
+                                    dynamic_shapes=({0: batch, 2: height, 3: width}, ), verbose=False)
     buffer = io.BytesIO()
     program.save(buffer)
     return buffer.getvalue()

@@ -103,6 +103,15 @@ def samples_per_call(total, height, width, *, chunk_size=None, chunk_pixels=None
     return max(1, count)
 
 
+def run_chunked(denoiser, batch, *, chunk_size=None, chunk_pixels=None):
+    """``denoiser(batch)`` in calls of at most ``chunk_size`` samples and ``chunk_pixels`` pixels
+    (:func:`samples_per_call`; one call when neither is given)."""
+    step = samples_per_call(batch.shape[0], *batch.shape[-2:], chunk_size=chunk_size, chunk_pixels=chunk_pixels)
+    if batch.shape[0] <= step:
+        return denoiser(batch)
+    return torch.cat([denoiser(batch[start:start + step]) for start in range(0, batch.shape[0], step)])
+
+
 def mmdb(denoiser, noisy, stride, groups, *, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None,
          chunk_pixels=None):
     """Multi-branch mask complementary denoising block (Eq. 6-8; Supp. Eq. 2 for m > 1).

@@ -187,9 +187,7 @@ def denoise_image(denoiser, noisy, *, masks=None, single_pass=False, stride=2, n
         plan = plan_tiles(noisy.shape[-2], noisy.shape[-1], tile_size, overlap, 1, multiple)
 
         def single(tiles, rows, cols, images):
-            step = scheme.samples_per_call(tiles.shape[0], *tiles.shape[-2:], chunk_size=chunk_size,
-                                           chunk_pixels=chunk_pixels)
-            return torch.cat([denoiser(tiles[start:start + step]) for start in range(0, tiles.shape[0], step)])
+            return scheme.run_chunked(denoiser, tiles, chunk_size=chunk_size, chunk_pixels=chunk_pixels)
 
         return tiled_apply(single, noisy, plan, tile_batch, device, progress)
     if not getattr(masks, 'position_invariant', False):

@@ -120,11 +120,15 @@ def discover_sidd(root, with_gt=False):
 
 
 def png_size(path):
-    """(height, width, channels, bytes per sample) from a PNG header, without decoding the image."""
+    """(height, width, channels, bytes per sample) from a PNG file's header, without decoding the image."""
     with open(path, 'rb') as f:
-        head = f.read(29)
+        return png_header_size(f.read(29), path)
+
+
+def png_header_size(head, source):
+    """(height, width, channels, bytes per sample) from the first 29 bytes of a PNG (``source`` names it in errors)."""
     if len(head) < 29 or head[:8] != b'\x89PNG\r\n\x1a\n' or head[12:16] != b'IHDR':
-        raise LayoutError(f'{path} is not a PNG file')
+        raise LayoutError(f'{source} is not a PNG file')
     width, height, depth, color = struct.unpack('>IIBB', head[16:26])
     channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color, 3)
     return height, width, channels, max(depth // 8, 1)

@@ -20,19 +20,10 @@ from ..masks import PixelCoords, PositionalMasks
 from .amsnet_model import AMSNetModel
 
 
-def run_chunked(net, batch, chunk_size=None, chunk_pixels=None):
-    """``net(batch)`` in chunks of at most ``chunk_size`` samples and ``chunk_pixels`` pixels (all at once when
-    neither is given)."""
-    step = scheme.samples_per_call(batch.shape[0], *batch.shape[-2:], chunk_size=chunk_size, chunk_pixels=chunk_pixels)
-    if batch.shape[0] <= step:
-        return net(batch)
-    return torch.cat([net(batch[start:start + step]) for start in range(0, batch.shape[0], step)])
-
-
 def pd_restore(net, noisy, stride, multiple=1, chunk_size=None, chunk_pixels=None):
     """P_s^-1(D(P_s(I_N))): the network on every PD sub-image, no mask (AP-BSN's forward; s = 1: the plain network)."""
     sub_images = scheme.pd_down(noisy, stride, multiple)
-    return scheme.pd_up(run_chunked(net, sub_images, chunk_size, chunk_pixels), stride, noisy.shape[-2:])
+    return scheme.pd_up(scheme.run_chunked(net, sub_images, chunk_size=chunk_size, chunk_pixels=chunk_pixels), stride, noisy.shape[-2:])
 
 
 def apbsn_denoise(net, noisy, masks, *, stride=2, multiple=1, chunk_size=None, chunk_pixels=None, refine_times=0,
