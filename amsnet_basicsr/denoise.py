@@ -180,8 +180,9 @@ def process(net, source, targets, settings, force, show_tiles):
                                                                            file=sys.stderr))
     plan = tiling.plan_tiles(image.shape[0], image.shape[1], config.tile.size, config.tile.overlap,
                              config.inference_stride, config.size_multiple)
-    with tqdm(total=tiling.num_tiles(plan), desc=f'  tiles of {source.name}', unit='tile', leave=False,
-              disable=not show_tiles or tiling.num_tiles(plan) == 1, file=sys.stderr) as bar:
+    tiles = tiling.num_tiles(plan) * (8 if config.self_ensemble else 1)  # a rotated image has as many tiles
+    with tqdm(total=tiles, desc=f'  tiles of {source.name}', unit='tile', leave=False,
+              disable=not show_tiles or tiles == 1, file=sys.stderr) as bar:
         try:
             denoised = denoise_array(net, colour, settings, bar.update)
         except ImageError as error:
@@ -220,6 +221,9 @@ def parse_args(argv=None):
     parser.add_argument('--num-branches', type=int, help='k (default: amsnet.num_branches)')
     parser.add_argument('--masks-per-pixel', type=int, help='m (default: amsnet.masks_per_pixel)')
     parser.add_argument('--stride', type=int, help='inference PD stride (default: amsnet.test_stride)')
+    parser.add_argument('--self-ensemble', action=argparse.BooleanOptionalAction, default=None,
+                        help='average over the 8 flips and rotations of each photo: 8x the time (default: '
+                        'amsnet.self_ensemble)')
     parser.add_argument('--seed', type=int, help='mask seed (default: amsnet.seed)')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'], help='(default: %(default)s)')
     parser.add_argument('--precision', default='fp32', choices=list(PRECISIONS),
@@ -243,7 +247,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-FLAG_KEYS = {'seed': ('seed',), 'stride': ('test_stride',), 'num_branches': ('num_branches',),
+FLAG_KEYS = {'seed': ('seed',), 'stride': ('test_stride',), 'self_ensemble': ('self_ensemble',), 'num_branches': ('num_branches',),
              'masks_per_pixel': ('masks_per_pixel',), 'chunk_size': ('chunk_size',), 'r3': ('r3', 'enabled'),
              'r3_times': ('r3', 'times'), 'r3_prob': ('r3', 'prob'), 'tile': ('tile', 'size'),
              'tile_overlap': ('tile', 'overlap'), 'tile_batch': ('tile', 'batch')}

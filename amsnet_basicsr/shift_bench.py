@@ -4,11 +4,12 @@
     python -m amsnet_basicsr.shift_bench --demo results/amsnet_demo --out results/shift_bench
 
 Every setting comes from one variant, the demo's own (photos enlarged 2x, bilinear demosaic): the trained B model
-and its distilled student, and OpenCV NLM's h and BM3D's sigma factor, both tuned on that variant's validation
+and its distilled student, and OpenCV NLM's and BM3D's factors on the noise estimate (:mod:`amsnet_basicsr.baselines`), both tuned on that variant's validation
 block by the demo (``results.json``); test-time adaptation uses ``amsnet-denoise``'s validated ``--adapt 300``.
 Nothing is tuned again. They are evaluated on the held-apart test photos (:data:`amsnet_basicsr.demo_data.TEST_IMAGES`,
 the demo's seed) through every variant of :data:`VARIANTS` -- native sharpness, an edge-aware demosaic, JPEG
-compression, an ISP sharpening step (which lengthens the noise correlation) -- on the demo's 256x256 blocks.
+compression, an ISP sharpening step (which lengthens the noise correlation), each photo from a camera with its own
+white balance and colour matrix -- on the demo's 256x256 blocks.
 
 Columns per method: PSNR / SSIM (BasicSR, 8-bit RGB), the colour cast (the largest per-channel mean error, in grey
 levels: a denoiser should have none) and the low-frequency error (RMS of the error after a sigma = 4 px Gaussian
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import re
 import sys
 import time
 
@@ -29,13 +31,15 @@ import yaml
 
 from .errors import SetupError, run_command
 
-VARIANTS = {  # name: (enlarge, demosaic, JPEG quality of the noisy image or None, sharpening amount or 0)
-    'soft, bilinear (the demo: tuning variant)': (2, 'bilinear', None, 0.0),
-    'native sharpness, bilinear': (1, 'bilinear', None, 0.0),
-    'soft, edge-aware demosaic': (2, 'opencv_ea', None, 0.0),
-    'soft, JPEG quality 90': (2, 'bilinear', 90, 0.0),
-    'soft, ISP sharpening': (2, 'bilinear', None, 0.6),
+VARIANTS = {  # name: how the test photos go through the camera (keywords of variant_blocks' pipeline)
+    'soft, bilinear (the demo: tuning variant)': dict(enlarge=2),
+    'native sharpness, bilinear': dict(enlarge=1),
+    'soft, edge-aware demosaic': dict(enlarge=2, demosaic='opencv_ea'),
+    'soft, JPEG quality 90': dict(enlarge=2, jpeg_quality=90),
+    'soft, ISP sharpening': dict(enlarge=2, sharpen_amount=0.6),
+    'soft, random white balance and colour matrix': dict(enlarge=2, random_camera=True),
 }
+ENSEMBLE_STUDENT = 'AMSNet-D student + self-ensemble (8 passes)'
 ADAPT_STEPS, ADAPT_LR = 300, 1e-3  # amsnet-denoise --adapt, chosen on the validation photo (docs/demo.md)
 
 
@@ -51,18 +55,35 @@ def jpeg(image, quality):
     return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
 
 
-def variant_blocks(variant, *, seed, block, limit):
-    """[(key, noisy, clean)] test blocks of the held-apart photos through the camera pipeline of ``variant``."""
+def variant_photos(variant, *, seed):
+    """[(name, noisy, clean)] the held-apart test photos through the camera pipeline of ``variant``, as 8-bit images.
+
+    With ``random_camera`` each photo gets its own white balance and colour matrix
+    (:func:`camera_noise.random_camera`, drawn from its own ``(seed, photo)`` stream), as photos from several phones.
+    """
     from . import camera_noise, demo_data
-    enlarge, demosaic, quality, amount = VARIANTS[variant]
-    blocks = []
+    pipeline = {**dict(demosaic='bilinear', jpeg_quality=None, sharpen_amount=0.0, random_camera=False),
+                **VARIANTS[variant]}
+    photos = []
     for name in demo_data.TEST_IMAGES:
-        noisy, clean = camera_noise.camera_noise_pair(demo_data.photo(name, max_side=512, enlarge=enlarge),
-                                                      demo_data.noise_rng(seed, name), demosaic=demosaic)
-        if amount:
-            noisy, clean = sharpen(noisy, amount), sharpen(clean, amount)
-        if quality:
-            noisy = jpeg(noisy, quality)
+        camera = dict(demosaic=pipeline['demosaic'])
+        if pipeline['random_camera']:
+            camera.update(camera_noise.random_camera(demo_data.noise_rng(seed, f'camera of {name}')))
+        noisy, clean = camera_noise.camera_noise_pair(demo_data.photo(name, max_side=512, enlarge=pipeline['enlarge']),
+                                                      demo_data.noise_rng(seed, name), **camera)
+        if pipeline['sharpen_amount']:
+            noisy, clean = (np.round(sharpen(image, pipeline['sharpen_amount']) * 255) / 255 for image in (noisy, clean))
+        if pipeline['jpeg_quality']:
+            noisy = jpeg(noisy, pipeline['jpeg_quality'])
+        photos.append((name, noisy.astype(np.float32), clean.astype(np.float32)))
+    return photos
+
+
+def variant_blocks(variant, *, seed, block, limit, photos=None):
+    """[(key, noisy, clean)] test blocks (the demo's: ``limit`` per photo) of :func:`variant_photos`."""
+    from . import demo_data
+    blocks = []
+    for name, noisy, clean in photos or variant_photos(variant, seed=seed):
         size = min(block, *noisy.shape[:2])
         for top, left in demo_data.block_corners(*noisy.shape[:2], size=size, limit=limit):
             window = np.s_[top:top + size, left:left + size]
@@ -71,11 +92,12 @@ def variant_blocks(variant, *, seed, block, limit):
 
 
 def errors(output, clean):
-    """(colour cast, low-frequency error) of uint8 BGR ``output`` against uint8 BGR ``clean``, in grey levels."""
+    """(colour cast, low-frequency error, per-channel mean error R, G, B) of uint8 BGR ``output`` against uint8 BGR
+    ``clean``, in grey levels: the cast is the largest absolute per-channel mean error."""
     error = output.astype(np.float64) - clean.astype(np.float64)
-    cast = float(np.abs(error.reshape(-1, 3).mean(0)).max())
+    mean_rgb = error.reshape(-1, 3).mean(0)[::-1]
     low = cv2.GaussianBlur(error, (0, 0), 4.0)
-    return cast, float(np.sqrt((low ** 2).mean()))
+    return (float(np.abs(mean_rgb).max()), float(np.sqrt((low ** 2).mean())), *map(float, mean_rgb))
 
 
 def load_demo(folder):
@@ -98,36 +120,63 @@ def load_demo(folder):
                 filters=results['baseline_parameters'], seed=results['seed'])
 
 
-def evaluate_variant(demo, variant, *, block, limit, adapt_steps, log):
-    """Rows (method, PSNR, SSIM, cast, low-frequency error, seconds per block) of one variant."""
+def train_on_photos(photos, folder, *, seed, quick, log):
+    """``amsnet-train-folder`` (its default recipe) on the noisy ``photos`` themselves, in ``folder``; returns the
+    (options, weights) of its chosen B-E teacher and of its student."""
+    from . import train_folder
+    from .demo import write_png
+    photo_dir = osp.join(folder, 'photos')
+    os.makedirs(photo_dir, exist_ok=True)
+    for name, noisy, _ in photos:
+        write_png(osp.join(photo_dir, f'{name}.png'), noisy)
+    run_dir = osp.join(folder, 'train_folder')
+    args = train_folder.parse_args([photo_dir, '--out', run_dir, '--seed', str(seed), '--quiet'] +
+                                   (['--resume'] if osp.isdir(run_dir) else []) + (['--quick'] if quick else []))
+    train_folder.run(args, lambda message: log(f'  train-folder: {message}'))
+    options = {label: yaml.safe_load(open(osp.join(run_dir, name)))
+               for label, name in (('teacher', 'train_folder.yml'), ('student', 'distill_folder.yml'))}
+    weights = {'teacher': options['student']['path']['pretrain_network_teacher'],
+               'student': osp.join(run_dir, 'model.pth')}
+    return {label: (options[label], torch.load(weights[label], map_location='cpu', weights_only=True)['params'])
+            for label in options}
+
+
+def evaluate_variant(demo, variant, *, block, limit, adapt_steps, train_dir, quick, log):
+    """Rows (method, setting, PSNR, SSIM, cast, low-frequency error, seconds per block) of one variant."""
     from . import baselines
     from .config import SchemeConfig
     from .demo import evaluate, in_process_model, scores, to_uint8
     from .denoise import adapted_network
-    blocks = variant_blocks(variant, seed=demo['seed'], block=block, limit=limit)
+    photos = variant_photos(variant, seed=demo['seed'])
+    blocks = variant_blocks(variant, seed=demo['seed'], block=block, limit=limit, photos=photos)
     clean8 = [to_uint8(clean) for _, _, clean in blocks]
     rows = []
 
-    def add(method, outputs, seconds):
+    def add(method, setting, outputs, seconds):
         metrics = np.mean([(*scores(out, ref), *errors(out, ref)) for out, ref in zip(outputs, clean8)], axis=0)
-        rows.append(dict(method=method, psnr=metrics[0], ssim=metrics[1], cast=metrics[2], low_frequency=metrics[3],
-                         seconds_per_block=seconds))
+        rows.append(dict(method=method, setting=setting, psnr=metrics[0], ssim=metrics[1], cast=metrics[2],
+                         low_frequency=metrics[3], mean_error_rgb=list(metrics[4:]), seconds_per_block=seconds))
 
-    add('noisy input', [to_uint8(noisy) for _, noisy, _ in blocks], 0.0)
-    for name, parameter in demo['filters'].items():
-        filter_fn, _ = baselines.FILTERS[name]
-        start = time.perf_counter()
-        outputs = [to_uint8(filter_fn(noisy, parameter)) for _, noisy, _ in blocks]
-        add(f'{name} ({parameter:g}, tuned on the demo\'s validation block)', outputs,
-            (time.perf_counter() - start) / len(blocks))
-    models = (('AMSNet-B (MMDB)', 'teacher', False), ('AMSNet-B-E (MMDB + R3)', 'teacher', True),
-              ('AMSNet-D student (one pass)', 'student', None))
-    for method, label, r3 in models:
-        model = in_process_model(demo['options'][label], is_train=False, r3_enabled=r3,
-                                 state_dict=demo['weights'][label])
+    def add_model(method, setting, options, state_dict, r3, *, self_ensemble=False):
+        options = {**options, 'amsnet': {**options['amsnet'], 'self_ensemble': self_ensemble}}
+        model = in_process_model(options, is_train=False, r3_enabled=r3, state_dict=state_dict)
         start = time.perf_counter()
         results = evaluate(model, blocks)
-        add(method, [result['denoised'] for result in results], (time.perf_counter() - start) / len(blocks))
+        add(method, setting, [result['denoised'] for result in results], (time.perf_counter() - start) / len(blocks))
+
+    add('noisy input', '', [to_uint8(noisy) for _, noisy, _ in blocks], 0.0)
+    for name, factor in demo['filters'].items():
+        filter_fn, _ = baselines.FILTERS[name]
+        start = time.perf_counter()
+        outputs = [to_uint8(filter_fn(noisy, factor)) for _, noisy, _ in blocks]
+        add(name, f'{factor:g} x noise estimate, tuned on the demo\'s validation block', outputs,
+            (time.perf_counter() - start) / len(blocks))
+    trained = 'the demo\'s model (other photos, the tuning camera)'
+    for method, label, r3 in (('AMSNet-B (MMDB)', 'teacher', False), ('AMSNet-B-E (MMDB + R3)', 'teacher', True),
+                              ('AMSNet-D student (one pass)', 'student', None)):
+        add_model(method, trained, demo['options'][label], demo['weights'][label], r3)
+    add_model(ENSEMBLE_STUDENT, trained, demo['options']['student'], demo['weights']['student'], None,
+              self_ensemble=True)
     if adapt_steps:
         options = demo['options']['teacher']
         settings = dict(config=SchemeConfig.from_options(options), device=torch.device('cpu'), model_channels=3,
@@ -138,49 +187,101 @@ def evaluate_variant(demo, variant, *, block, limit, adapt_steps, log):
             net = adapted_network(block_item[1], settings, lambda message: None)
             model = in_process_model(options, is_train=False, r3_enabled=True, state_dict=net.state_dict())
             outputs.append(evaluate(model, [block_item])[0]['denoised'])
-        add(f'AMSNet-B-E + --adapt {adapt_steps} (per block)', outputs, (time.perf_counter() - start) / len(blocks))
+        add('AMSNet-B-E + adaptation (per block)', f'the demo\'s model, amsnet-denoise --adapt {adapt_steps}', outputs,
+            (time.perf_counter() - start) / len(blocks))
+    if train_dir:
+        start = time.perf_counter()
+        models = train_on_photos(photos, osp.join(train_dir, f'seed_{demo["seed"]}', slug(variant)),
+                                 seed=demo['seed'], quick=quick, log=log)
+        setting = f'amsnet-train-folder on these noisy photos ({time.perf_counter() - start:.0f} s)'
+        add_model('AMSNet-B-E (MMDB + R3)', setting, *models['teacher'], True)
+        add_model('AMSNet-D student (one pass)', setting, *models['student'], None)
+        add_model(ENSEMBLE_STUDENT, setting, *models['student'], None, self_ensemble=True)
     for row in rows:
-        log(f'{variant:42s} {row["method"][:44]:44s} {row["psnr"]:6.2f} dB  cast {row["cast"]:5.2f}  '
-            f'LF {row["low_frequency"]:5.2f}  {row["seconds_per_block"]:6.2f} s')
+        log(f'{variant[:40]:40s} {row["method"][:36]:36s} {row["setting"][:24]:24s} {row["psnr"]:6.2f} dB  '
+            f'cast {row["cast"]:5.2f}  LF {row["low_frequency"]:5.2f}  {row["seconds_per_block"]:6.2f} s')
     return rows
 
 
-def markdown(table, demo_folder, command):
-    lines = ['# Data-shift bench', '', f'Command: `{command}`; settings from the demo run in `{demo_folder}`.', '',
-             'PSNR / SSIM to the clean block; cast: largest per-channel mean error (grey levels); LF: RMS of the '
-             'error blurred with a 4-px Gaussian (grey levels); s: seconds per block.', '']
+def slug(variant):
+    """A folder name for ``variant``: 'soft, bilinear (the demo...)' -> 'soft_bilinear'."""
+    return re.sub(r'[^a-z0-9]+', '_', variant.split(' (')[0].lower()).strip('_')
+
+
+def aggregate(runs):
+    """Per variant, per (method, setting): mean and sample standard deviation over the runs (seeds)."""
+    table = {}
+    for variant in runs[0]:
+        rows = []
+        for index, first in enumerate(runs[0][variant]):
+            values = {key: [run[variant][index][key] for run in runs]
+                      for key in ('psnr', 'ssim', 'cast', 'low_frequency', 'seconds_per_block')}
+            setting = first['setting'] if all(run[variant][index]['setting'] == first['setting'] for run in runs) \
+                else first['setting'].split(' (')[0]
+            mean_error = np.mean([run[variant][index]['mean_error_rgb'] for run in runs], axis=0)
+            rows.append(dict(method=first['method'], setting=setting, mean_error_rgb=[float(v) for v in mean_error],
+                             **{key: float(np.mean(value)) for key, value in values.items()},
+                             **{f'{key}_std': float(np.std(value, ddof=1)) if len(runs) > 1 else 0.0
+                                for key, value in values.items()},
+                             psnr_per_seed=values['psnr']))
+        table[variant] = rows
+    return table
+
+
+def markdown(table, *, seeds, demo_folders, command):
+    spread = len(seeds) > 1
+
+    def value(row, key, digits=2):
+        text = f'{row[key]:.{digits}f}'
+        return text + (f' ± {row[key + "_std"]:.{digits}f}' if spread else '')
+
+    lines = ['# Data-shift bench', '', f'Command: `{command}`; settings from the demo runs in '
+             f'{", ".join(f"`{folder}`" for folder in demo_folders)} (seeds {", ".join(map(str, seeds))}).', '',
+             'PSNR / SSIM to the clean block' + (' (mean ± standard deviation over seeds)' if spread else '') +
+             '; cast: largest absolute per-channel mean error of a block, averaged over blocks; mean error: per '
+             'channel (R, G, B) over all blocks; LF: RMS of the error blurred with a 4-px Gaussian; all in grey '
+             'levels; s: seconds per block.', '']
     for variant, rows in table.items():
-        lines += [f'## {variant}', '', '| method | PSNR | SSIM | cast | LF | s |', '| --- | --- | --- | --- | --- | --- |']
-        lines += [f'| {r["method"]} | {r["psnr"]:.2f} | {r["ssim"]:.4f} | {r["cast"]:.2f} | {r["low_frequency"]:.2f} '
-                  f'| {r["seconds_per_block"]:.2f} |' for r in rows]
+        lines += [f'## {variant}', '', '| method | setting | PSNR | SSIM | cast | mean error R, G, B | LF | s |',
+                  '| --- | --- | --- | --- | --- | --- | --- | --- |']
+        lines += [f'| {r["method"]} | {r["setting"]} | {value(r, "psnr")} | {value(r, "ssim", 4)} | {r["cast"]:.2f} | '
+                  f'{", ".join(f"{v:+.2f}" for v in r["mean_error_rgb"])} | {r["low_frequency"]:.2f} | '
+                  f'{r["seconds_per_block"]:.2f} |' for r in rows]
         lines.append('')
     return '\n'.join(lines)
 
 
 def run(argv=None):
     parser = argparse.ArgumentParser(prog='shift_bench', description=__doc__.split('\n\n')[0])
-    parser.add_argument('--demo', required=True, help='output folder of a one-seed demo run (the settings)')
+    parser.add_argument('--demo', required=True, nargs='+', help='output folder(s) of one-seed demo runs (the '
+                        'settings); several folders (e.g. a --seeds run\'s seed_<s>) give mean ± spread over seeds')
     parser.add_argument('--out', required=True, help='folder for shift_bench.md and shift_bench.json')
     parser.add_argument('--block', type=int, default=256, help='test block side (default: the demo\'s 256)')
     parser.add_argument('--limit', type=int, default=3, help='blocks per test photo (default: the demo\'s 3)')
     parser.add_argument('--adapt-steps', type=int, default=ADAPT_STEPS, help='test-time adaptation steps per block '
                         '(default: %(default)s; 0 = no adaptation row)')
+    parser.add_argument('--train-on-photos', action='store_true', help='also run amsnet-train-folder\'s default '
+                        'recipe on each variant\'s noisy test photos (about 3 CPU-minutes per variant and seed)')
     parser.add_argument('--variants', nargs='+', type=int, help='indices of VARIANTS to run (default: all)')
+    parser.add_argument('--quick', action='store_true', help='amsnet-train-folder --quick (seconds; for tests)')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    demo = load_demo(args.demo)
+    demos = [load_demo(folder) for folder in args.demo]
     names = list(VARIANTS)
     chosen = [names[index] for index in args.variants] if args.variants else names
-    table = {variant: evaluate_variant(demo, variant, block=args.block, limit=args.limit,
-                                       adapt_steps=args.adapt_steps, log=print) for variant in chosen}
+    train_dir = osp.join(args.out, 'train_on_photos') if args.train_on_photos else None
+    runs = [{variant: evaluate_variant(demo, variant, block=args.block, limit=args.limit, adapt_steps=args.adapt_steps,
+                                       train_dir=train_dir, quick=args.quick, log=print) for variant in chosen}
+            for demo in demos]
+    table = aggregate(runs)
     os.makedirs(args.out, exist_ok=True)
     command = 'python -m amsnet_basicsr.shift_bench ' + ' '.join(sys.argv[1:] if argv is None else argv)
-    text = markdown(table, args.demo, command)
+    seeds = [demo['seed'] for demo in demos]
+    text = markdown(table, seeds=seeds, demo_folders=args.demo, command=command)
     with open(osp.join(args.out, 'shift_bench.md'), 'w') as handle:
         handle.write(text + '\n')
     with open(osp.join(args.out, 'shift_bench.json'), 'w') as handle:
-        json.dump(dict(command=command, demo=args.demo, seed=demo['seed'], variants=table), handle, indent=1,
-                  default=float)
+        json.dump(dict(command=command, demo=args.demo, seeds=seeds, variants=table), handle, indent=1, default=float)
     print(text)
     return table
 

@@ -164,9 +164,9 @@ def tiled_apply(fn, image, plan, tile_batch=1, device=None, progress=None):
 
 
 @torch.no_grad()
-def denoise_image(denoiser, noisy, *, masks=None, single_pass=False, stride=2, num_branches=2, masks_per_pixel=1,
-                  multiple=1, chunk_size=None, chunk_pixels=None, refine_times=0, refine_prob=0.16, tile_size=None,
-                  overlap=32, tile_batch=1, device=None, progress=None):
+def denoise_image(denoiser, noisy, *, masks=None, single_pass=False, self_ensemble=False, stride=2, num_branches=2,
+                  masks_per_pixel=1, multiple=1, chunk_size=None, chunk_pixels=None, refine_times=0, refine_prob=0.16,
+                  tile_size=None, overlap=32, tile_batch=1, device=None, progress=None):
     """AMSNet inference (:func:`scheme.denoise`: MMDB, then R^3 when ``refine_times`` > 0) of a (B, C, H, W) image
     of any size, tile by tile; every inference entry point (``AMSNetModel.test``, ``amsnet-denoise``, the demo, the
     ablation, the benchmarks) runs this function.
@@ -180,7 +180,24 @@ def denoise_image(denoiser, noisy, *, masks=None, single_pass=False, stride=2, n
     (chunks of at most ``chunk_size`` tiles and ``chunk_pixels`` pixels; tile sides are multiples of ``multiple``),
     with no PD and no mask; ``masks`` and
     the scheme's arguments are unused and ``stride`` must be 1.
+
+    ``self_ensemble=True`` averages the outputs for the 8 flips and 90-degree rotations of the image, each mapped
+    back (the geometric self-ensemble of Timofte et al., "Seven ways to improve example-based single image super
+    resolution", CVPR 2016; not part of AMSNet): 8x the passes, one transformed copy of the image at a time.
     """
+    if self_ensemble:
+        arguments = dict(masks=masks, single_pass=single_pass, stride=stride, num_branches=num_branches,
+                         masks_per_pixel=masks_per_pixel, multiple=multiple, chunk_size=chunk_size,
+                         chunk_pixels=chunk_pixels, refine_times=refine_times, refine_prob=refine_prob,
+                         tile_size=tile_size, overlap=overlap, tile_batch=tile_batch, device=device, progress=progress)
+        total = None
+        for flip in (False, True):
+            for turns in range(4):
+                image = torch.rot90(noisy.flip(-1) if flip else noisy, turns, (-2, -1))
+                output = torch.rot90(denoise_image(denoiser, image, **arguments), -turns, (-2, -1))
+                output = output.flip(-1) if flip else output
+                total = output if total is None else total.add_(output)
+        return total.div_(8)
     if single_pass:
         if stride != 1:
             raise ValueError(f'single-pass inference has no PD: stride must be 1, got {stride}')

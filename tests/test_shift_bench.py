@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -23,8 +24,17 @@ def test_variants_change_the_camera_pipeline_not_the_scene():
     # sharpening raises the high frequencies of both: the clean block's Laplacian energy grows
     laplacian = [np.abs(np.diff(block[2], 2, axis=0)).mean() for block in (base[0], sharp[0])]
     assert laplacian[1] > 1.2 * laplacian[0]
-    cast, low = shift_bench.errors(np.full((8, 8, 3), 12, np.uint8), np.full((8, 8, 3), 10, np.uint8))
-    assert cast == 2 and low == pytest.approx(2)
+    # a random camera per photo: other noise and other clean colours; its colour correction mixes the channels' noise
+    camera = shift_bench.variant_blocks('soft, random white balance and colour matrix', seed=0, block=64, limit=1)
+    for (_, noisy, clean), (_, base_noisy, base_clean) in zip(camera, base):
+        assert not np.array_equal(clean, base_clean)
+        noise, base_noise = (n.reshape(-1, 3) - c.reshape(-1, 3) for n, c in ((noisy, clean), (base_noisy, base_clean)))
+        assert np.corrcoef(noise[:, 0], noise[:, 1])[0, 1] < np.corrcoef(base_noise[:, 0], base_noise[:, 1])[0, 1] - 0.2
+    output = np.full((8, 8, 3), 10, np.uint8)
+    output[..., 0] += 2  # blue (BGR) 2 grey levels too bright
+    output[..., 2] -= 3  # red 3 too dark
+    cast, low, *mean_rgb = shift_bench.errors(output, np.full((8, 8, 3), 10, np.uint8))
+    assert cast == 3 and mean_rgb == [-3, 0, 2] and low == pytest.approx(np.sqrt(13 / 3))
 
 
 @pytest.mark.slow
@@ -34,19 +44,34 @@ def test_bench_evaluates_a_demo_runs_settings_on_the_variants(tmp_path):
     result = subprocess.run([sys.executable, '-m', 'amsnet_basicsr.demo', '--quick', '--out', str(demo)], env=env,
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    bench = subprocess.run([sys.executable, '-m', 'amsnet_basicsr.shift_bench', '--demo', str(demo), '--out',
-                            str(tmp_path / 'bench'), '--block', '48', '--limit', '1', '--adapt-steps', '2',
-                            '--variants', '0', '3'], env=env, cwd=tmp_path, capture_output=True, text=True,
-                           timeout=300)
+    bench = subprocess.run([sys.executable, '-m', 'amsnet_basicsr.shift_bench', '--demo', str(demo), str(demo),
+                            '--out', str(tmp_path / 'bench'), '--block', '48', '--limit', '1', '--adapt-steps', '2',
+                            '--variants', '0', '5', '--train-on-photos', '--quick'], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)
     assert bench.returncode == 0, bench.stderr[-2000:]
     report = json.loads((tmp_path / 'bench' / 'shift_bench.json').read_text())
     chosen = json.loads((demo / 'results.json').read_text())['baseline_parameters']
-    assert list(report['variants']) == [list(shift_bench.VARIANTS)[0], 'soft, JPEG quality 90']
+    assert list(report['variants']) == [list(shift_bench.VARIANTS)[i] for i in (0, 5)] and report['seeds'] == [0, 0]
     for rows in report['variants'].values():
-        methods = [row['method'] for row in rows]
-        assert methods[0] == 'noisy input' and methods[-1] == 'AMSNet-B-E + --adapt 2 (per block)'
-        assert f'OpenCV NLM ({chosen["OpenCV NLM"]:g}, tuned on the demo\'s validation block)' in methods
+        methods = [(row['method'], row['setting']) for row in rows]
+        assert methods[0] == ('noisy input', '')
+        assert ('OpenCV NLM', f'{chosen["OpenCV NLM"]:g} x noise estimate, tuned on the demo\'s validation block') in methods
+        assert methods[6][0] == shift_bench.ENSEMBLE_STUDENT
+        assert methods[7] == ('AMSNet-B-E + adaptation (per block)', 'the demo\'s model, amsnet-denoise --adapt 2')
+        assert [method for method, setting in methods[8:]] == ['AMSNet-B-E (MMDB + R3)', 'AMSNet-D student (one pass)',
+                                                                shift_bench.ENSEMBLE_STUDENT]
+        assert all(setting.startswith('amsnet-train-folder on these noisy photos') for _, setting in methods[8:])
         assert all(0 < row['psnr'] < 100 and row['cast'] >= 0 and row['low_frequency'] > 0 for row in rows)
+        # the same seed twice, the same numbers (training resumed, not redone); BM3D's first call differs by ~1e-4 dB
+        assert all(row['psnr_std'] < 1e-3 for row in rows), rows
+    # the photos amsnet-train-folder trained on are the noisy ones of its variant, nothing else
+    for index, variant in ((0, 'soft_bilinear'), (5, 'soft_random_white_balance_and_colour_matrix')):
+        folder = tmp_path / 'bench' / 'train_on_photos' / 'seed_0' / variant / 'photos'
+        assert sorted(path.name for path in folder.iterdir()) == ['astronaut.png', 'chelsea.png']
+        noisy = dict((name, image) for name, image, _ in shift_bench.variant_photos(list(shift_bench.VARIANTS)[index],
+                                                                                     seed=0))
+        written = cv2.imread(str(folder / 'astronaut.png'))[..., ::-1]
+        assert np.array_equal(written, np.rint(noisy['astronaut'] * 255).astype(np.uint8))
     missing = subprocess.run([sys.executable, '-m', 'amsnet_basicsr.shift_bench', '--demo', str(tmp_path), '--out',
                               str(tmp_path / 'x')], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and 'no teacher options' in missing.stderr

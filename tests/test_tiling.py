@@ -166,3 +166,40 @@ def test_invalid_tile_settings_raise():
         tiling.plan_tiles(100, 100, 16, 8, 2)
     with pytest.raises(ValueError, match='overlap'):
         tiling.plan_tiles(100, 100, 64, -1, 2)
+
+
+@pytest.mark.parametrize('single_pass', [True, False])
+def test_self_ensemble_is_the_mean_of_the_eight_transformed_outputs(single_pass):
+    """self_ensemble: the mean over the 8 flips / rotations, each mapped back, of the one-pass result -- tiled or
+    not; a denoiser that commutes with them (a symmetric blur) is left unchanged."""
+    noisy = torch.rand(1, 3, 100, 84, generator=torch.Generator().manual_seed(3))
+    arguments = dict(single_pass=True, stride=1) if single_pass else dict(masks=PositionalMasks(5), refine_times=2)
+    net = conv_net(3)
+    expected = []
+    for flip in (False, True):
+        for turns in range(4):
+            image = torch.rot90(noisy.flip(-1) if flip else noisy, turns, (-2, -1))
+            output = torch.rot90(tiling.denoise_image(net, image, **arguments), -turns, (-2, -1))
+            expected.append(output.flip(-1) if flip else output)
+    expected = torch.stack(expected).mean(0)
+    assert not torch.allclose(expected, tiling.denoise_image(net, noisy, **arguments), atol=1e-3)
+    overlap = 4 * (radius(3, 1, False) if single_pass else radius(3, 2, True))  # as in the tiled == untiled test
+    for tile_size in (None, 2 * overlap + 4):
+        ensemble = tiling.denoise_image(net, noisy, self_ensemble=True, tile_size=tile_size, overlap=overlap,
+                                        **arguments)
+        torch.testing.assert_close(ensemble, expected, rtol=0, atol=1e-5)
+    blur = torch.nn.Conv2d(3, 3, 3, padding=1, groups=3, bias=False)
+    blur.weight.data[:] = torch.tensor([[1., 2., 1.], [2., 4., 2.], [1., 2., 1.]]) / 16
+    if single_pass:
+        assert torch.allclose(tiling.denoise_image(blur, noisy, self_ensemble=True, **arguments),
+                              blur(noisy), atol=1e-6)
+
+
+def test_self_ensemble_option_reaches_the_inference_function():
+    from amsnet_basicsr.config import SchemeConfig
+    from amsnet_basicsr.errors import OptionError
+    with pytest.raises(OptionError, match='amsnet.self_ensemble must be true or false'):
+        SchemeConfig.from_section({'self_ensemble': 1})
+    for section in ({'self_ensemble': True}, {'self_ensemble': True, 'single_pass': True}):
+        assert SchemeConfig.from_section(section).inference_kwargs()['self_ensemble'] is True
+    assert SchemeConfig.from_section({}).inference_kwargs()['self_ensemble'] is False
