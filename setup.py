@@ -25,6 +25,7 @@ setup(
         'h5py',
         'scikit-image',
         'bm3d',  # the demo's classical baseline
+        'PyWavelets',  # scikit-image's noise estimate (skimage.restoration.estimate_sigma) for NLM / BM3D
         'Pillow',
     ],
     extras_require={  # amsnet-export writes ONNX (torch's dynamo exporter needs onnxscript) and checks it with onnxruntime

@@ -1,20 +1,25 @@
 """Data-shift bench: a demo run's settings, judged on photos through other camera pipelines.
 
-    python -m amsnet_basicsr.demo --out results/amsnet_demo                       # the settings (tuning variant)
-    python -m amsnet_basicsr.shift_bench --demo results/amsnet_demo --out results/shift_bench
+    python -m amsnet_basicsr.demo --seeds 3 --out results/amsnet_demo                # the settings (tuning variant)
+    python -m amsnet_basicsr.shift_bench --demo results/amsnet_demo/seed_{0,1,2} --out results/shift_bench
+    python -m amsnet_basicsr.shift_bench --demo results/amsnet_demo/seed_0 --train-on test-photos other-photos \
+        --out results/shift_bench_train
 
-Every setting comes from one variant, the demo's own (photos enlarged 2x, bilinear demosaic): the trained B model
-and its distilled student, and OpenCV NLM's and BM3D's factors on the noise estimate (:mod:`amsnet_basicsr.baselines`), both tuned on that variant's validation
-block by the demo (``results.json``); test-time adaptation uses ``amsnet-denoise``'s validated ``--adapt 300``.
-Nothing is tuned again. They are evaluated on the held-apart test photos (:data:`amsnet_basicsr.demo_data.TEST_IMAGES`,
-the demo's seed) through every variant of :data:`VARIANTS` -- native sharpness, an edge-aware demosaic, JPEG
-compression, an ISP sharpening step (which lengthens the noise correlation), each photo from a camera with its own
-white balance and colour matrix -- on the demo's 256x256 blocks.
+Every setting comes from one variant, the demo's own (photos enlarged 2x, bilinear demosaic): the B model trained on
+the demo's photos and its distilled student; OpenCV NLM's and BM3D's factors on each image's noise estimate
+(:mod:`amsnet_basicsr.baselines`), tuned on that variant's validation block by the demo (``results.json``);
+``amsnet-denoise --adapt 300`` (validated on the demo's validation photo). Nothing is tuned again. They are evaluated
+on the held-apart test photos (:data:`amsnet_basicsr.demo_data.TEST_IMAGES`, the demo's seed) through every variant
+of :data:`VARIANTS` -- native sharpness, an edge-aware demosaic, JPEG compression, an ISP sharpening step (which
+lengthens the noise correlation), each photo from a camera with its own white balance and colour matrix -- on the
+demo's 256x256 blocks. ``--train-on`` adds what a user of ``amsnet-train-folder`` gets, its default recipe trained
+per variant on noisy photos only: ``test-photos``, the photos to be denoised themselves (the command's protocol), and
+``other-photos``, the demo's training photos through the variant's camera (a model trained once per camera).
 
-Columns per method: PSNR / SSIM (BasicSR, 8-bit RGB), the colour cast (the largest per-channel mean error, in grey
-levels: a denoiser should have none) and the low-frequency error (RMS of the error after a sigma = 4 px Gaussian
-blur, grey levels; the noisy input's is the reference), and seconds per block. The demo has no P stage, so there is
-no P-E row.
+Columns per method: PSNR / SSIM (BasicSR, 8-bit RGB), the colour cast (largest absolute per-channel mean error of a
+block) and the signed per-channel mean error, the low-frequency error (RMS of the error after a sigma = 4 px Gaussian
+blur; the noisy input's is the reference), all in grey levels, and seconds per block. Several ``--demo`` folders
+(seeds) give the mean and sample standard deviation. The demo has no P stage, so there is no P-E row.
 """
 import argparse
 import json
@@ -23,6 +28,7 @@ import os.path as osp
 import re
 import sys
 import time
+from functools import partial
 
 import cv2
 import numpy as np
@@ -55,8 +61,9 @@ def jpeg(image, quality):
     return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
 
 
-def variant_photos(variant, *, seed):
-    """[(name, noisy, clean)] the held-apart test photos through the camera pipeline of ``variant``, as 8-bit images.
+def variant_photos(variant, *, seed, names=None):
+    """[(name, noisy, clean)] the held-apart test photos (or the photos ``names``) through the camera pipeline of
+    ``variant``, as 8-bit images.
 
     With ``random_camera`` each photo gets its own white balance and colour matrix
     (:func:`camera_noise.random_camera`, drawn from its own ``(seed, photo)`` stream), as photos from several phones.
@@ -65,7 +72,7 @@ def variant_photos(variant, *, seed):
     pipeline = {**dict(demosaic='bilinear', jpeg_quality=None, sharpen_amount=0.0, random_camera=False),
                 **VARIANTS[variant]}
     photos = []
-    for name in demo_data.TEST_IMAGES:
+    for name in names or demo_data.TEST_IMAGES:
         camera = dict(demosaic=pipeline['demosaic'])
         if pipeline['random_camera']:
             camera.update(camera_noise.random_camera(demo_data.noise_rng(seed, f'camera of {name}')))
@@ -141,11 +148,17 @@ def train_on_photos(photos, folder, *, seed, quick, log):
             for label in options}
 
 
-def evaluate_variant(demo, variant, *, block, limit, adapt_steps, train_dir, quick, log):
+TRAINING_SETS = {  # --train-on: which noisy photos amsnet-train-folder trains on, and the rows' setting
+    'test-photos': 'amsnet-train-folder on these noisy photos',
+    'other-photos': 'amsnet-train-folder on the demo\'s training photos through this camera',
+}
+
+
+def evaluate_variant(demo, variant, *, block, limit, adapt_steps, train_dir, train_on=(), quick, log):
     """Rows (method, setting, PSNR, SSIM, cast, low-frequency error, seconds per block) of one variant."""
     from . import baselines
     from .config import SchemeConfig
-    from .demo import evaluate, in_process_model, scores, to_uint8
+    from .demo import CONFIGS, evaluate, in_process_model, scores, to_uint8
     from .denoise import adapted_network
     photos = variant_photos(variant, seed=demo['seed'])
     blocks = variant_blocks(variant, seed=demo['seed'], block=block, limit=limit, photos=photos)
@@ -189,11 +202,13 @@ def evaluate_variant(demo, variant, *, block, limit, adapt_steps, train_dir, qui
             outputs.append(evaluate(model, [block_item])[0]['denoised'])
         add('AMSNet-B-E + adaptation (per block)', f'the demo\'s model, amsnet-denoise --adapt {adapt_steps}', outputs,
             (time.perf_counter() - start) / len(blocks))
-    if train_dir:
+    for training_set in train_on:
         start = time.perf_counter()
-        models = train_on_photos(photos, osp.join(train_dir, f'seed_{demo["seed"]}', slug(variant)),
-                                 seed=demo['seed'], quick=quick, log=log)
-        setting = f'amsnet-train-folder on these noisy photos ({time.perf_counter() - start:.0f} s)'
+        training_photos = photos if training_set == 'test-photos' else variant_photos(
+            variant, seed=demo['seed'], names=CONFIGS['quick' if quick else 'full']['train_images'])
+        models = train_on_photos(training_photos, osp.join(train_dir, f'seed_{demo["seed"]}', slug(variant),
+                                                           training_set), seed=demo['seed'], quick=quick, log=log)
+        setting = f'{TRAINING_SETS[training_set]} ({time.perf_counter() - start:.0f} s)'
         add_model('AMSNet-B-E (MMDB + R3)', setting, *models['teacher'], True)
         add_model('AMSNet-D student (one pass)', setting, *models['student'], None)
         add_model(ENSEMBLE_STUDENT, setting, *models['student'], None, self_ensemble=True)
@@ -260,8 +275,10 @@ def run(argv=None):
     parser.add_argument('--limit', type=int, default=3, help='blocks per test photo (default: the demo\'s 3)')
     parser.add_argument('--adapt-steps', type=int, default=ADAPT_STEPS, help='test-time adaptation steps per block '
                         '(default: %(default)s; 0 = no adaptation row)')
-    parser.add_argument('--train-on-photos', action='store_true', help='also run amsnet-train-folder\'s default '
-                        'recipe on each variant\'s noisy test photos (about 3 CPU-minutes per variant and seed)')
+    parser.add_argument('--train-on', nargs='+', choices=list(TRAINING_SETS), default=[],
+                        help='also run amsnet-train-folder\'s default recipe per variant on its noisy test photos '
+                        'themselves and/or on the demo\'s training photos through its camera (about 3 CPU-minutes '
+                        'each per variant and seed)')
     parser.add_argument('--variants', nargs='+', type=int, help='indices of VARIANTS to run (default: all)')
     parser.add_argument('--quick', action='store_true', help='amsnet-train-folder --quick (seconds; for tests)')
     args = parser.parse_args(argv)
@@ -269,9 +286,11 @@ def run(argv=None):
     demos = [load_demo(folder) for folder in args.demo]
     names = list(VARIANTS)
     chosen = [names[index] for index in args.variants] if args.variants else names
-    train_dir = osp.join(args.out, 'train_on_photos') if args.train_on_photos else None
+    train_dir = osp.join(args.out, 'train_folder_runs')
+    log = partial(print, flush=True)
     runs = [{variant: evaluate_variant(demo, variant, block=args.block, limit=args.limit, adapt_steps=args.adapt_steps,
-                                       train_dir=train_dir, quick=args.quick, log=print) for variant in chosen}
+                                       train_dir=train_dir, train_on=args.train_on, quick=args.quick, log=log)
+             for variant in chosen}
             for demo in demos]
     table = aggregate(runs)
     os.makedirs(args.out, exist_ok=True)

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from amsnet_basicsr import shift_bench
+from amsnet_basicsr import demo_data, shift_bench
+from amsnet_basicsr.demo import CONFIGS
 
 from conftest import REPO
 
@@ -46,7 +47,7 @@ def test_bench_evaluates_a_demo_runs_settings_on_the_variants(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     bench = subprocess.run([sys.executable, '-m', 'amsnet_basicsr.shift_bench', '--demo', str(demo), str(demo),
                             '--out', str(tmp_path / 'bench'), '--block', '48', '--limit', '1', '--adapt-steps', '2',
-                            '--variants', '0', '5', '--train-on-photos', '--quick'], env=env, cwd=tmp_path,
+                            '--variants', '0', '5', '--train-on', 'test-photos', 'other-photos', '--quick'], env=env, cwd=tmp_path,
                            capture_output=True, text=True, timeout=600)
     assert bench.returncode == 0, bench.stderr[-2000:]
     report = json.loads((tmp_path / 'bench' / 'shift_bench.json').read_text())
@@ -58,20 +59,23 @@ def test_bench_evaluates_a_demo_runs_settings_on_the_variants(tmp_path):
         assert ('OpenCV NLM', f'{chosen["OpenCV NLM"]:g} x noise estimate, tuned on the demo\'s validation block') in methods
         assert methods[6][0] == shift_bench.ENSEMBLE_STUDENT
         assert methods[7] == ('AMSNet-B-E + adaptation (per block)', 'the demo\'s model, amsnet-denoise --adapt 2')
-        assert [method for method, setting in methods[8:]] == ['AMSNet-B-E (MMDB + R3)', 'AMSNet-D student (one pass)',
-                                                                shift_bench.ENSEMBLE_STUDENT]
-        assert all(setting.startswith('amsnet-train-folder on these noisy photos') for _, setting in methods[8:])
+        trained = ['AMSNet-B-E (MMDB + R3)', 'AMSNet-D student (one pass)', shift_bench.ENSEMBLE_STUDENT]
+        assert [method for method, setting in methods[8:]] == trained * 2
+        assert all(setting.startswith(shift_bench.TRAINING_SETS['test-photos']) for _, setting in methods[8:11])
+        assert all(setting.startswith(shift_bench.TRAINING_SETS['other-photos']) for _, setting in methods[11:])
         assert all(0 < row['psnr'] < 100 and row['cast'] >= 0 and row['low_frequency'] > 0 for row in rows)
         # the same seed twice, the same numbers (training resumed, not redone); BM3D's first call differs by ~1e-4 dB
         assert all(row['psnr_std'] < 1e-3 for row in rows), rows
     # the photos amsnet-train-folder trained on are the noisy ones of its variant, nothing else
     for index, variant in ((0, 'soft_bilinear'), (5, 'soft_random_white_balance_and_colour_matrix')):
-        folder = tmp_path / 'bench' / 'train_on_photos' / 'seed_0' / variant / 'photos'
-        assert sorted(path.name for path in folder.iterdir()) == ['astronaut.png', 'chelsea.png']
-        noisy = dict((name, image) for name, image, _ in shift_bench.variant_photos(list(shift_bench.VARIANTS)[index],
-                                                                                     seed=0))
-        written = cv2.imread(str(folder / 'astronaut.png'))[..., ::-1]
-        assert np.array_equal(written, np.rint(noisy['astronaut'] * 255).astype(np.uint8))
+        for training_set, names in (('test-photos', demo_data.TEST_IMAGES),
+                                    ('other-photos', CONFIGS['quick']['train_images'])):
+            folder = tmp_path / 'bench' / 'train_folder_runs' / 'seed_0' / variant / training_set / 'photos'
+            assert sorted(path.stem for path in folder.iterdir()) == sorted(names)
+            name = names[0]
+            noisy = shift_bench.variant_photos(list(shift_bench.VARIANTS)[index], seed=0, names=[name])[0][1]
+            written = cv2.imread(str(folder / f'{name}.png'))[..., ::-1]
+            assert np.array_equal(written, np.rint(noisy * 255).astype(np.uint8))
     missing = subprocess.run([sys.executable, '-m', 'amsnet_basicsr.shift_bench', '--demo', str(tmp_path), '--out',
                               str(tmp_path / 'x')], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and 'no teacher options' in missing.stderr
