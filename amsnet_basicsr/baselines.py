@@ -17,8 +17,9 @@ import bm3d
 import cv2
 import numpy as np
 
-NLM_FACTORS = (2.0, 3.0, 4.5, 6.75)      # h / sigma-hat: a geometric grid (ratio 1.5), extended while the best is at an end
-BM3D_FACTORS = (4.0, 6.0, 9.0, 13.5)     # sigma / sigma-hat
+# h / sigma-hat and sigma / sigma-hat: geometric grids (ratio 1.5), extended while the best is at an end
+NLM_FACTORS = (2.0, 3.0, 4.5, 6.75)
+BM3D_FACTORS = (4.0, 6.0, 9.0, 13.5)
 GRID_RATIO = 1.5
 MAX_EXTENSIONS = 6
 
@@ -38,7 +39,7 @@ def nlm(noisy, factor):
 
 
 def bm3d_filter(noisy, factor):
-    """(H, W, 3) float RGB in [0, 1] -> the same, through BM3D for colour images with ``sigma = factor * noise_sigma``."""
+    """(H, W, 3) float RGB in [0, 1] -> the same, through BM3D for colour images, ``sigma = factor * noise_sigma``."""
     return np.clip(bm3d.bm3d_rgb(noisy, factor * noise_sigma(noisy)), 0, 1).astype(np.float32)
 
 

@@ -247,9 +247,9 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-FLAG_KEYS = {'seed': ('seed',), 'stride': ('test_stride',), 'self_ensemble': ('self_ensemble',), 'num_branches': ('num_branches',),
-             'masks_per_pixel': ('masks_per_pixel',), 'chunk_size': ('chunk_size',), 'r3': ('r3', 'enabled'),
-             'r3_times': ('r3', 'times'), 'r3_prob': ('r3', 'prob'), 'tile': ('tile', 'size'),
+FLAG_KEYS = {'seed': ('seed',), 'stride': ('test_stride',), 'self_ensemble': ('self_ensemble',),
+             'num_branches': ('num_branches',), 'masks_per_pixel': ('masks_per_pixel',), 'chunk_size': ('chunk_size',),
+             'r3': ('r3', 'enabled'), 'r3_times': ('r3', 'times'), 'r3_prob': ('r3', 'prob'), 'tile': ('tile', 'size'),
              'tile_overlap': ('tile', 'overlap'), 'tile_batch': ('tile', 'batch')}
 
 

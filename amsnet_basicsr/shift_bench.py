@@ -79,7 +79,8 @@ def variant_photos(variant, *, seed, names=None):
         noisy, clean = camera_noise.camera_noise_pair(demo_data.photo(name, max_side=512, enlarge=pipeline['enlarge']),
                                                       demo_data.noise_rng(seed, name), **camera)
         if pipeline['sharpen_amount']:
-            noisy, clean = (np.round(sharpen(image, pipeline['sharpen_amount']) * 255) / 255 for image in (noisy, clean))
+            noisy, clean = (np.round(sharpen(image, pipeline['sharpen_amount']) * 255) / 255
+                            for image in (noisy, clean))  # the camera's 8-bit output
         if pipeline['jpeg_quality']:
             noisy = jpeg(noisy, pipeline['jpeg_quality'])
         photos.append((name, noisy.astype(np.float32), clean.astype(np.float32)))

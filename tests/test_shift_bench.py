@@ -47,8 +47,8 @@ def test_bench_evaluates_a_demo_runs_settings_on_the_variants(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     bench = subprocess.run([sys.executable, '-m', 'amsnet_basicsr.shift_bench', '--demo', str(demo), str(demo),
                             '--out', str(tmp_path / 'bench'), '--block', '48', '--limit', '1', '--adapt-steps', '2',
-                            '--variants', '0', '5', '--train-on', 'test-photos', 'other-photos', '--quick'], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=600)
+                            '--variants', '0', '5', '--train-on', 'test-photos', 'other-photos', '--quick'], env=env,
+                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert bench.returncode == 0, bench.stderr[-2000:]
     report = json.loads((tmp_path / 'bench' / 'shift_bench.json').read_text())
     chosen = json.loads((demo / 'results.json').read_text())['baseline_parameters']
@@ -56,7 +56,8 @@ def test_bench_evaluates_a_demo_runs_settings_on_the_variants(tmp_path):
     for rows in report['variants'].values():
         methods = [(row['method'], row['setting']) for row in rows]
         assert methods[0] == ('noisy input', '')
-        assert ('OpenCV NLM', f'{chosen["OpenCV NLM"]:g} x noise estimate, tuned on the demo\'s validation block') in methods
+        nlm = f'{chosen["OpenCV NLM"]:g} x noise estimate, tuned on the demo\'s validation block'
+        assert ('OpenCV NLM', nlm) in methods
         assert methods[6][0] == shift_bench.ENSEMBLE_STUDENT
         assert methods[7] == ('AMSNet-B-E + adaptation (per block)', 'the demo\'s model, amsnet-denoise --adapt 2')
         trained = ['AMSNet-B-E (MMDB + R3)', 'AMSNet-D student (one pass)', shift_bench.ENSEMBLE_STUDENT]
