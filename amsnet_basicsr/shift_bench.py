@@ -33,7 +33,6 @@ from functools import partial
 import cv2
 import numpy as np
 import torch
-import yaml
 
 from .errors import SetupError, run_command
 
@@ -110,6 +109,7 @@ def errors(output, clean):
 
 def load_demo(folder):
     """The demo run's options, weights and tuned filter parameters (:class:`SetupError` naming what is missing)."""
+    from .networks import load_options
     needed = {'teacher options': 'train_demo.yml', 'teacher weights': 'experiments/AMSNet_demo/models/net_g_latest.pth',
               'student options': 'distill_demo.yml',
               'student weights': 'experiments/AMSNet_D_demo/models/net_g_latest.pth', 'results': 'results.json'}
@@ -123,7 +123,7 @@ def load_demo(folder):
         raise SetupError(f'{paths["results"]}: a one-seed demo run is needed (use the seed_<s> folder of --seeds runs)')
     weights = {label: torch.load(paths[f'{label} weights'], map_location='cpu', weights_only=True)['params']
                for label in ('teacher', 'student')}
-    options = {label: yaml.safe_load(open(paths[f'{label} options'])) for label in ('teacher', 'student')}
+    options = {label: load_options(paths[f'{label} options']) for label in ('teacher', 'student')}
     return dict(options=options, weights=weights, teacher_checkpoint=paths['teacher weights'],
                 filters=results['baseline_parameters'], seed=results['seed'])
 
@@ -133,6 +133,7 @@ def train_on_photos(photos, folder, *, seed, quick, log):
     (options, weights) of its chosen B-E teacher and of its student."""
     from . import train_folder
     from .demo import write_png
+    from .networks import load_options
     photo_dir = osp.join(folder, 'photos')
     os.makedirs(photo_dir, exist_ok=True)
     for name, noisy, _ in photos:
@@ -141,7 +142,7 @@ def train_on_photos(photos, folder, *, seed, quick, log):
     args = train_folder.parse_args([photo_dir, '--out', run_dir, '--seed', str(seed), '--quiet'] +
                                    (['--resume'] if osp.isdir(run_dir) else []) + (['--quick'] if quick else []))
     train_folder.run(args, lambda message: log(f'  train-folder: {message}'))
-    options = {label: yaml.safe_load(open(osp.join(run_dir, name)))
+    options = {label: load_options(osp.join(run_dir, name))
                for label, name in (('teacher', 'train_folder.yml'), ('student', 'distill_folder.yml'))}
     weights = {'teacher': options['student']['path']['pretrain_network_teacher'],
                'student': osp.join(run_dir, 'model.pth')}
@@ -209,7 +210,8 @@ def evaluate_variant(demo, variant, *, block, limit, adapt_steps, train_dir, tra
             variant, seed=demo['seed'], names=CONFIGS['quick' if quick else 'full']['train_images'])
         models = train_on_photos(training_photos, osp.join(train_dir, f'seed_{demo["seed"]}', slug(variant),
                                                            training_set), seed=demo['seed'], quick=quick, log=log)
-        setting = f'{TRAINING_SETS[training_set]} ({time.perf_counter() - start:.0f} s)'
+        log(f'{variant}: amsnet-train-folder on {training_set} took {time.perf_counter() - start:.0f} s')
+        setting = TRAINING_SETS[training_set]
         add_model('AMSNet-B-E (MMDB + R3)', setting, *models['teacher'], True)
         add_model('AMSNet-D student (one pass)', setting, *models['student'], None)
         add_model(ENSEMBLE_STUDENT, setting, *models['student'], None, self_ensemble=True)
@@ -232,10 +234,8 @@ def aggregate(runs):
         for index, first in enumerate(runs[0][variant]):
             values = {key: [run[variant][index][key] for run in runs]
                       for key in ('psnr', 'ssim', 'cast', 'low_frequency', 'seconds_per_block')}
-            setting = first['setting'] if all(run[variant][index]['setting'] == first['setting'] for run in runs) \
-                else first['setting'].split(' (')[0]
             mean_error = np.mean([run[variant][index]['mean_error_rgb'] for run in runs], axis=0)
-            rows.append(dict(method=first['method'], setting=setting, mean_error_rgb=[float(v) for v in mean_error],
+            rows.append(dict(method=first['method'], setting=first['setting'], mean_error_rgb=[float(v) for v in mean_error],
                              **{key: float(np.mean(value)) for key, value in values.items()},
                              **{f'{key}_std': float(np.std(value, ddof=1)) if len(runs) > 1 else 0.0
                                 for key, value in values.items()},
