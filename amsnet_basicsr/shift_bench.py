@@ -278,7 +278,7 @@ def run(argv=None):
                         '(default: %(default)s; 0 = no adaptation row)')
     parser.add_argument('--train-on', nargs='+', choices=list(TRAINING_SETS), default=[],
                         help='also run amsnet-train-folder\'s default recipe per variant on its noisy test photos '
-                        'themselves and/or on the demo\'s training photos through its camera (about 3 CPU-minutes '
+                        'themselves and/or on the demo\'s training photos through its camera (about 9 CPU-minutes '
                         'each per variant and seed)')
     parser.add_argument('--variants', nargs='+', type=int, help='indices of VARIANTS to run (default: all)')
     parser.add_argument('--quick', action='store_true', help='amsnet-train-folder --quick (seconds; for tests)')

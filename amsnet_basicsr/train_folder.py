@@ -10,18 +10,18 @@ camera's noise best. Steps, each a part of this package that the other commands 
 1. Pack: every photo is cut into non-overlapping tiles (``--tile``, centred) packed into a BasicSR LMDB
    (:func:`amsnet_basicsr.demo.pack_noisy_tiles`; decoding full photos per training sample would spend most of
    every iteration on I/O). Every 20th tile is held out, as a noisy-only validation set.
-2. Train AMSNet-B with the demo's CPU recipe (:func:`amsnet_basicsr.demo.train_options`: MaskAwareDnCNN, PD
-   stride 2, 60-px crops, Adam with cosine decay; ``train.py`` in a subprocess, resumable with ``--resume``),
-   saving a checkpoint at every validation.
+2. Train AMSNet-B with :data:`RECIPE` on the demo's CPU options (:func:`amsnet_basicsr.demo.train_options`:
+   MaskAwareDnCNN, PD stride 2, 60-px crops, Adam with cosine decay; ``train.py`` in a subprocess, resumable with
+   ``--resume``), saving a checkpoint at every validation.
 3. Pick the checkpoint without clean images: the lowest masked hold-out loss (``masked_holdout``: L_m, Eq. 4,
    with fixed masks) on the held-out tiles (``docs/checkpoint_selection.md``).
 4. Distil it (stage ``distill``, :mod:`amsnet_basicsr.distill`) into a single-pass student (``--student-iters``;
    0 keeps the B-E model): the chosen model's B-E output on the training tiles is the target.
 5. Write ``denoise.yml`` (options for ``amsnet-denoise`` / ``test.py``) and ``model.pth``.
 
-The recipe was tuned on the demo's validation photo. On the six camera pipelines of the data-shift bench
-(``docs/shift_bench.md``) its student beats OpenCV NLM on every one and BM3D on one; BM3D is better on the others,
-at ~60x the time: compare on a few of your own photos.
+The recipe (:data:`RECIPE`) was chosen on the demo's validation photo. On the six camera pipelines of the
+data-shift bench (``docs/shift_bench.md``) its student beats OpenCV NLM on every one and BM3D on one; BM3D is
+better on the others (by 0.4-1.4 dB), at ~60x the time: compare on a few of your own photos.
 
 An existing ``--out`` is refused unless ``--resume`` (continue an interrupted run: packing and finished steps are
 kept, training continues from its last checkpoint) or ``--force`` (start again).
@@ -42,8 +42,20 @@ import yaml
 from .errors import DataError, ImageError, SetupError, run_command
 
 HOLDOUT_EVERY = 20
+# The recipe on your photos: the demo's (:data:`amsnet_basicsr.demo.CONFIGS`) with a 6-layer, 32-channel denoiser
+# (40 k parameters) trained 3,000 iterations at a lower learning rate, chosen with amsnet-train-folder on the demo's
+# training photos plus its validation photo, scored on the validation photo only (docs/shift_bench.md, "The
+# recipe"): about 11 CPU-minutes in all for two 1-MP photos.
+RECIPE = dict(nc=32, nb=6, lr=1e-3, iters=3000)
 TEACHER = 'AMSNet_folder'
 MARKER = '.amsnet_train_folder'
+
+
+def recipe(*, quick, tile):
+    """The configuration (keys of :data:`amsnet_basicsr.demo.CONFIGS`) this command trains with: the demo's with
+    :data:`RECIPE`, or the demo's ``quick`` one, on ``tile``-px training tiles."""
+    from .demo import CONFIGS
+    return dict(CONFIGS['quick'] if quick else {**CONFIGS['full'], **RECIPE}, train_tile=tile)
 
 
 def read_photos(folder, out, *, tile, log):
@@ -154,7 +166,7 @@ def run(args, log):
         shutil.rmtree(out)
     os.makedirs(out, exist_ok=True)
     open(osp.join(out, MARKER), 'w').close()
-    config = dict(demo.CONFIGS['quick' if args.quick else 'full'], train_tile=args.tile)
+    config = recipe(quick=args.quick, tile=args.tile)
     torch.manual_seed(args.seed)
     lmdb_path, val_dir = pack(folder, out, tile=args.tile, log=log)
 
@@ -197,7 +209,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog='amsnet-train-folder', description=__doc__.split('\n\n')[0])
     parser.add_argument('input', help='folder of noisy photos (searched recursively; nothing clean is needed)')
     parser.add_argument('--out', required=True, help='output folder (LMDB, experiments, model.pth, denoise.yml)')
-    parser.add_argument('--iters', type=int, help='AMSNet-B training iterations (default: 2000; quick: 20)')
+    parser.add_argument('--iters', type=int, help='AMSNet-B training iterations (default: 3000; quick: 20)')
     parser.add_argument('--student-iters', type=int, help='distillation iterations (default: 400; quick: 10; '
                         '0 = keep the B-E model)')
     parser.add_argument('--tile', type=int, default=128, help='side of the packed training tiles (default: 128)')

@@ -6,7 +6,10 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
+
+from amsnet_basicsr import demo, train_folder
 
 from conftest import REPO, correlated_noisy, smooth_scene
 
@@ -55,3 +58,20 @@ def test_train_folder_leaves_a_model_amsnet_denoise_uses_and_never_overwrites(tm
     (other / 'keep.txt').write_text('user data')
     refused = command('amsnet_basicsr.train_folder', str(photos), '--out', str(other), '--force', cwd=tmp_path)
     assert refused.returncode == 2 and (other / 'keep.txt').is_file()
+
+
+def test_the_recipe_reaches_the_model_train_py_builds(tmp_path):
+    """Every key of train_folder.RECIPE lands in the options train.py reads: the larger denoiser is built and one
+    training step of the mask stage runs, at the recipe's learning rate, for the recipe's number of iterations."""
+    config = train_folder.recipe(quick=False, tile=128)
+    options = train_folder.teacher_options(config, str(tmp_path / 'tiles.lmdb'), str(tmp_path / 'val'),
+                                           iters=config['iters'], seed=0)
+    model = demo.in_process_model(options, is_train=True)
+    convs = [module for module in model.net_g.modules() if isinstance(module, torch.nn.Conv2d)]
+    assert len(convs) == train_folder.RECIPE['nb'] and convs[0].out_channels == train_folder.RECIPE['nc']
+    assert model.optimizers[0].param_groups[0]['lr'] == train_folder.RECIPE['lr']
+    assert options['train']['total_iter'] == train_folder.RECIPE['iters']
+    model.feed_data({'lq': torch.rand(2, 3, 60, 60)})
+    model.optimize_parameters(1)
+    assert np.isfinite(model.log_dict['l_mask'])
+    assert train_folder.recipe(quick=True, tile=64) == dict(demo.CONFIGS['quick'], train_tile=64)
