@@ -45,7 +45,7 @@ HOLDOUT_EVERY = 20
 # The recipe on your photos: the demo's (:data:`amsnet_basicsr.demo.CONFIGS`) with a 6-layer, 32-channel denoiser
 # (40 k parameters) trained 3,000 iterations at a lower learning rate, chosen with amsnet-train-folder on the demo's
 # training photos plus its validation photo, scored on the validation photo only (docs/shift_bench.md, "The
-# recipe"): about 11 CPU-minutes in all for two 1-MP photos.
+# recipe"): about 8 CPU-minutes in all for two 1-MP photos.
 RECIPE = dict(nc=32, nb=6, lr=1e-3, iters=3000)
 TEACHER = 'AMSNet_folder'
 MARKER = '.amsnet_train_folder'
@@ -108,8 +108,8 @@ def pack(folder, out, *, tile, log):
 
 
 def teacher_options(config, lmdb_path, val_dir, *, iters, seed):
-    """The demo's B-E recipe on the packed tiles, validated by the masked hold-out loss (no clean image), with a
-    checkpoint at every validation."""
+    """The B-E options of ``config`` (:func:`recipe`) on the packed tiles, validated by the masked hold-out loss (no
+    clean image), with a checkpoint at every validation."""
     from .demo import train_options, validation_frequency
     options = train_options(config, dict(lmdb=lmdb_path, val_folders={'noisy': val_dir, 'clean': val_dir}), seed=seed,
                             iters=iters)

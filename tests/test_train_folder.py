@@ -60,18 +60,37 @@ def test_train_folder_leaves_a_model_amsnet_denoise_uses_and_never_overwrites(tm
     assert refused.returncode == 2 and (other / 'keep.txt').is_file()
 
 
-def test_the_recipe_reaches_the_model_train_py_builds(tmp_path):
-    """Every key of train_folder.RECIPE lands in the options train.py reads: the larger denoiser is built and one
-    training step of the mask stage runs, at the recipe's learning rate, for the recipe's number of iterations."""
-    config = train_folder.recipe(quick=False, tile=128)
-    options = train_folder.teacher_options(config, str(tmp_path / 'tiles.lmdb'), str(tmp_path / 'val'),
-                                           iters=config['iters'], seed=0)
-    model = demo.in_process_model(options, is_train=True)
-    convs = [module for module in model.net_g.modules() if isinstance(module, torch.nn.Conv2d)]
+
+def test_the_command_hands_train_py_the_recipe(tmp_path, monkeypatch):
+    """Without --quick or --iters, amsnet-train-folder trains with train_folder.RECIPE: the options it hands train.py
+    build the recipe's denoiser (depth and width) at its learning rate for its iterations, and its denoise.yml names
+    that network. train.py is replaced by a stand-in that saves the untrained network as the run's checkpoint, so
+    nothing trains and no process starts."""
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        noisy = correlated_noisy(smooth_scene(140, 140, rng), 0.08, rng)
+        cv2.imwrite(str(photos / f'img_{index}.png'), (noisy[..., ::-1] * 255).round().astype(np.uint8))
+    handed = []
+
+    def stand_in_train(out, options_path, log=print, extra=()):
+        options = yaml.safe_load(open(options_path))
+        handed.append(options)
+        models = os.path.join(out, 'experiments', options['name'], 'models')
+        os.makedirs(models)
+        state = {'params': demo.in_process_model(options, is_train=False).net_g.state_dict()}
+        for name in (f'net_g_{options["train"]["total_iter"]}.pth', 'net_g_latest.pth'):
+            torch.save(state, os.path.join(models, name))
+
+    monkeypatch.setattr(demo, 'train', stand_in_train)
+    out = tmp_path / 'run'
+    train_folder.run(train_folder.parse_args([str(photos), '--out', str(out), '--student-iters', '0', '--quiet']),
+                     lambda message: None)
+    (options,) = handed
+    network = demo.in_process_model(options, is_train=True).net_g
+    convs = [module for module in network.modules() if isinstance(module, torch.nn.Conv2d)]
     assert len(convs) == train_folder.RECIPE['nb'] and convs[0].out_channels == train_folder.RECIPE['nc']
-    assert model.optimizers[0].param_groups[0]['lr'] == train_folder.RECIPE['lr']
+    assert options['train']['optim_g']['lr'] == train_folder.RECIPE['lr']
     assert options['train']['total_iter'] == train_folder.RECIPE['iters']
-    model.feed_data({'lq': torch.rand(2, 3, 60, 60)})
-    model.optimize_parameters(1)
-    assert np.isfinite(model.log_dict['l_mask'])
-    assert train_folder.recipe(quick=True, tile=64) == dict(demo.CONFIGS['quick'], train_tile=64)
+    assert yaml.safe_load((out / 'denoise.yml').read_text())['network_g'] == options['network_g']
