@@ -206,15 +206,17 @@ def test_several_seeds_are_summarised_as_mean_and_sample_spread():
 
 
 @pytest.mark.slow
-def test_three_seed_demo_reports_each_seed_and_their_spread(tmp_path):
+def test_two_seed_demo_reports_each_seed_and_their_spread(tmp_path):
+    """--seeds runs one demo per seed in seed_<s>/ and summarises the per-seed rows (the student is skipped: its
+    rows aggregate the same way, and the summary's arithmetic is checked on three seeds above)."""
     out = tmp_path / 'seeds'
-    result = _run_demo(out, '--iters', '2', '--seeds', '3', '--seed', '4')
+    result = _run_demo(out, '--iters', '2', '--student-iters', '0', '--seeds', '2', '--seed', '4')
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((out / 'results.json').read_text())
-    assert summary['seeds'] == [4, 5, 6]
+    assert summary['seeds'] == [4, 5]
     for row in summary['rows']:
-        per_seed = [json.loads((out / f'seed_{seed}' / 'results.json').read_text()) for seed in (4, 5, 6)]
+        per_seed = [json.loads((out / f'seed_{seed}' / 'results.json').read_text()) for seed in (4, 5)]
         expected = [next(r['psnr'] for r in run['rows'] if r['method'] == row['method']) for run in per_seed]
         assert row['psnr_per_seed'] == expected
-        assert abs(row['psnr_mean'] - sum(expected) / 3) < 1e-9
+        assert abs(row['psnr_mean'] - sum(expected) / 2) < 1e-9
     assert '±' in (out / 'results.md').read_text()
