@@ -235,7 +235,8 @@ def aggregate(runs):
             values = {key: [run[variant][index][key] for run in runs]
                       for key in ('psnr', 'ssim', 'cast', 'low_frequency', 'seconds_per_block')}
             mean_error = np.mean([run[variant][index]['mean_error_rgb'] for run in runs], axis=0)
-            rows.append(dict(method=first['method'], setting=first['setting'], mean_error_rgb=[float(v) for v in mean_error],
+            rows.append(dict(method=first['method'], setting=first['setting'],
+                             mean_error_rgb=[float(v) for v in mean_error],
                              **{key: float(np.mean(value)) for key, value in values.items()},
                              **{f'{key}_std': float(np.std(value, ddof=1)) if len(runs) > 1 else 0.0
                                 for key, value in values.items()},

@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from amsnet_basicsr import demo, train_folder
+from amsnet_basicsr.networks import load_options
 
 from conftest import REPO, correlated_noisy, smooth_scene
 
@@ -60,7 +61,6 @@ def test_train_folder_leaves_a_model_amsnet_denoise_uses_and_never_overwrites(tm
     assert refused.returncode == 2 and (other / 'keep.txt').is_file()
 
 
-
 def test_the_command_hands_train_py_the_recipe(tmp_path, monkeypatch):
     """Without --quick or --iters, amsnet-train-folder trains with train_folder.RECIPE: the options it hands train.py
     build the recipe's denoiser (depth and width) at its learning rate for its iterations, and its denoise.yml names
@@ -75,7 +75,7 @@ def test_the_command_hands_train_py_the_recipe(tmp_path, monkeypatch):
     handed = []
 
     def stand_in_train(out, options_path, log=print, extra=()):
-        options = yaml.safe_load(open(options_path))
+        options = load_options(options_path)
         handed.append(options)
         models = os.path.join(out, 'experiments', options['name'], 'models')
         os.makedirs(models)
