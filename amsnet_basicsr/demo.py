@@ -41,22 +41,23 @@ The helpers :func:`in_process_model`, :func:`train_in_process`, :func:`steps_per
 :mod:`amsnet_basicsr.checkpoint_ranking`.
 """
 import argparse
+import contextlib
 import copy
 import json
 import math
 import os
 import os.path as osp
-import shutil
 import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import torch
 import yaml
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
-from amsnet_basicsr import baselines, demo_data
+from amsnet_basicsr import baselines, demo_data, output_folder
 from amsnet_basicsr.errors import SetupError, run_command
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
@@ -64,7 +65,6 @@ from basicsr.models import build_model
 from basicsr.utils import img2tensor, imwrite, tensor2img
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
-MARKER = '.amsnet_demo'
 EXPERIMENT = 'AMSNet_demo'
 
 # Settings chosen on the validation image only (see the module docstring and train_options). ``quick`` is a tiny
@@ -149,25 +149,33 @@ def evaluate(model, blocks):
 
 
 # ----------------------------------------------------------------------------------------------- data
-def write_png(path, image):
-    """Write a float RGB image in [0, 1] as an 8-bit PNG."""
-    imwrite(to_uint8(image), path)
+def write_png(path, image, bits=8):
+    """Write a float RGB image in [0, 1] as an 8-bit (``basicsr.utils.tensor2img``) or 16-bit PNG."""
+    if bits == 8:
+        imwrite(to_uint8(image), path)
+    else:
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        if not cv2.imwrite(path, np.rint(np.clip(image[..., ::-1], 0, 1) * 65535).astype(np.uint16)):
+            raise OSError(f'cannot write {path}')
 
 
-def pack_noisy_tiles(named_images, tiles_dir, lmdb_path, tile):
+def pack_noisy_tiles(named_images, tiles_dir, lmdb_path, tile, bits=None):
     """Cut every (name, noisy float RGB image) into non-overlapping ``tile`` x ``tile`` tiles (centred), write them as
-    PNGs into ``tiles_dir`` and pack them into the BasicSR LMDB ``lmdb_path``
-    (``basicsr.utils.lmdb_util.make_lmdb_from_imgs``); returns the keys ``<name>_<top>_<left>``."""
+    PNGs into ``tiles_dir`` (8-bit, or 16-bit for the names that ``bits`` maps to 16) and pack them into the BasicSR
+    LMDB ``lmdb_path`` (``basicsr.utils.lmdb_util.make_lmdb_from_imgs``, its console output kept off the terminal);
+    returns the keys ``<name>_<top>_<left>``."""
     keys = []
     for name, noisy in named_images:
         for top, left in demo_data.block_corners(*noisy.shape[:2], size=tile):
             key = f'{name}_{top:04d}_{left:04d}'  # no dots: basicsr parses keys with split('.')
-            write_png(osp.join(tiles_dir, key + '.png'), noisy[top:top + tile, left:left + tile])
+            write_png(osp.join(tiles_dir, key + '.png'), noisy[top:top + tile, left:left + tile],
+                      bits=(bits or {}).get(name, 8))
             keys.append(key)
     # map_size: raw size of every tile + headroom (the default estimate can overflow).
     os.makedirs(osp.dirname(osp.abspath(lmdb_path)), exist_ok=True)
-    make_lmdb_from_imgs(tiles_dir, lmdb_path, [key + '.png' for key in keys], keys,
-                        map_size=len(keys) * tile * tile * 3 * 4 + 2 ** 24)
+    with open(os.devnull, 'w') as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        make_lmdb_from_imgs(tiles_dir, lmdb_path, [key + '.png' for key in keys], keys,
+                            map_size=len(keys) * tile * tile * 3 * 8 + 2 ** 24, multiprocessing_read=False)
     return keys
 
 
@@ -301,9 +309,20 @@ def iterations_for_minutes(options, data, minutes):
     return max(10, int(minutes * 60 * rate)), rate
 
 
-def train(out, options_path, log=print, extra=()):
+def _die_with_parent():
+    """In the training child, before exec: Linux sends it SIGTERM when its parent dies (PR_SET_PDEATHSIG), so a killed
+    command never leaves a trainer running on its folder."""
+    import ctypes
+    import signal
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def train(out, options_path, log=print, extra=(), keep_fds=()):
     """Run the package's train entry point as a subprocess in ``out`` (with the flags ``extra``, e.g.
-    ``--auto_resume``); its output is kept in train_stdout.log."""
+    ``--auto_resume``); its output is kept in train_stdout.log. The child inherits the file descriptors ``keep_fds``
+    (a folder lock: :mod:`amsnet_basicsr.output_folder`), dies with this process and is stopped when this process is
+    interrupted."""
     train_script = osp.join(osp.dirname(osp.abspath(__file__)), 'train.py')
     repo_root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     env = dict(os.environ)
@@ -311,17 +330,23 @@ def train(out, options_path, log=print, extra=()):
     # The demo's convolutions are tiny: one thread was 4x faster than two on the shared 2-core CPU it was tuned on.
     env.setdefault('OMP_NUM_THREADS', '1')
     command = [sys.executable, train_script, '-opt', osp.abspath(options_path), *extra]
-    log('training: ' + ' '.join(command))
     log_path = osp.join(out, 'train_stdout.log')
     shown = ('[epoch:', '# psnr', '# holdout', 'error', 'Error', 'Traceback')
     with open(log_path, 'a') as handle:
         process = subprocess.Popen(command, cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, bufsize=1)
-        for line in process.stdout:
-            handle.write(line)
-            if any(word in line for word in shown):
-                log('  | ' + line.rstrip())
-        code = process.wait()
+                                   text=True, bufsize=1, pass_fds=tuple(keep_fds),
+                                   preexec_fn=_die_with_parent if sys.platform == 'linux' else None)
+        log(f'training (pid {process.pid}): ' + ' '.join(command))
+        try:
+            for line in process.stdout:
+                handle.write(line)
+                if any(word in line for word in shown):
+                    log('  | ' + line.rstrip())
+            code = process.wait()
+        except BaseException:
+            process.terminate()
+            process.wait()
+            raise
     if code != 0:
         raise SetupError(f'training failed (exit status {code}); see {log_path}')
 
@@ -370,19 +395,16 @@ def plot_curve(curve, path, *, width=640, height=220):
     cv2.imwrite(path, canvas)
 
 
-def prepare_output(out, overwrite):
-    """Create ``out``; an existing non-empty folder is an error unless ``--overwrite`` and it is a demo folder."""
-    if osp.exists(out) and (not osp.isdir(out) or os.listdir(out)):
-        if not overwrite:
-            raise SetupError(f'--out {out} exists and is not empty; choose another --out or pass '
-                             '--overwrite to replace a previous demo output')
-        if not osp.isfile(osp.join(out, MARKER)):
-            raise SetupError(f'--out {out} is not a previous demo output (no {MARKER} file); '
-                             'refusing to delete it')
-        shutil.rmtree(out)
-    os.makedirs(out, exist_ok=True)
-    with open(osp.join(out, MARKER), 'w') as handle:
-        handle.write('output folder of python -m amsnet_basicsr.demo\n')
+OWNED = ('data', 'experiments', 'tb_logger', 'images', 'train_demo.yml', 'distill_demo.yml', 'train_stdout.log',
+         'results.md', 'results.json', 'curve.csv', 'curve.png')  # what a demo run writes into --out
+
+
+def prepare_output(out, overwrite, seeds):
+    """Take ``out`` (:func:`amsnet_basicsr.output_folder.take`): a new or empty folder, or an earlier demo output
+    with ``--overwrite`` (only what that run wrote is deleted). Returns the :class:`OwnedFolder`."""
+    return output_folder.take(out, command='amsnet-demo', names=OWNED + tuple(f'seed_{seed}' for seed in seeds),
+                              settings={}, inputs=[], mode='force' if overwrite else 'new', force_flag='--overwrite',
+                              resume_flag=None)
 
 
 def write_reports(out, summary, rows, test_images):
@@ -449,7 +471,7 @@ def run_demo(argv=None):
     args = parse_args(argv)
     start = time.time()
     out = osp.abspath(args.out)
-    prepare_output(out, args.overwrite)
+    prepare_output(out, args.overwrite, range(args.seed, args.seed + args.seeds) if args.seeds > 1 else ())
 
     def log(message):
         print(f'[amsnet-demo {time.time() - start:6.1f}s] {message}', flush=True)

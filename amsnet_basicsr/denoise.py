@@ -15,13 +15,21 @@ tile instead; exported to ONNX (``amsnet-export``), it runs with onnxruntime, it
 
 Images: 8/16-bit PNG/TIFF, 8-bit JPEG and float32 TIFF; grayscale is replicated to the model's 3 channels
 (the output is their mean) or fed to a 1-channel model as is (colour images go through a 1-channel model one
-channel at a time); an alpha channel is passed through untouched. Existing outputs are never overwritten
-without ``--force`` (such images are skipped). An unreadable file is reported and the others still run; the
-exit status is 1 when any file failed.
+channel at a time); an alpha channel is passed through untouched. ``--ext`` writes another format, converted
+explicitly where it cannot store the bit depth (:func:`amsnet_basicsr.image_io.convert_for`: 16-bit -> 8-bit for
+JPEG, float -> 16-bit PNG or 8-bit JPEG). A photo too small for the mask scheme's PD stride is refused
+(:func:`check_size`). Existing outputs are never overwritten without ``--force`` (such images are skipped).
+
+Errors (:mod:`amsnet_basicsr.errors`): a bad flag, options file, model, input, ``--ext`` or an output folder that
+cannot be created or written stops the command before any photo with one line and exit status 2. A photo that
+cannot be read, denoised or written (a file system error included) is reported in one line and the others
+still run; the exit status is then 1. Ctrl-C prints ``amsnet-denoise: interrupted`` and exits with 130; outputs
+are written atomically, so none is left half-written.
 """
 import argparse
 import contextlib
 import copy
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,12 +42,13 @@ from tqdm import tqdm
 
 from . import image_io, tiling
 from .config import SchemeConfig
-from .errors import EXIT_PARTIAL_FAILURE, AMSNetError, ImageError, SetupError, report
+from .errors import (EXIT_PARTIAL_FAILURE, AMSNetError, ImageError, OptionError, SetupError, describe_os_error,
+                     report, report_interrupt)
 from .files import atomic_write
 from .masks import PositionalMasks
-from .networks import build_denoiser, load_options, model_channels
+from .image_io import IMAGE_EXTENSIONS
+from .networks import build_denoiser, load_options, model_channels, options_checkpoint
 
-IMAGE_EXTENSIONS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -75,10 +84,12 @@ def join_image(colour, alpha, dtype):
 
 
 def write_image(path, image, force):
-    """Encode, then write atomically (:func:`amsnet_basicsr.files.atomic_write`); refuse to replace an existing file
-    unless ``force``."""
+    """Convert to what the format of ``path`` stores (:func:`amsnet_basicsr.image_io.convert_for`), encode, then
+    write atomically (:func:`amsnet_basicsr.files.atomic_write`); refuse to replace an existing file unless
+    ``force``. A file system error is an :class:`ImageError` naming the file."""
     if path.exists() and not force:
         raise ImageError(f'{path}: exists (use --force to overwrite)')
+    image = image_io.convert_for(path, image)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in ('.jpg', '.jpeg') else []
     try:
         ok, encoded = cv2.imencode(path.suffix, image, params)
@@ -86,7 +97,20 @@ def write_image(path, image, force):
         raise ImageError(f'{path}: cannot encode a {image.dtype} image as {path.suffix}: {error}') from error
     if not ok:
         raise ImageError(f'{path}: cannot encode a {image.dtype} image as {path.suffix}')
-    atomic_write(path, lambda handle: handle.write(encoded.tobytes()))
+    try:
+        atomic_write(path, lambda handle: handle.write(encoded.tobytes()))
+    except OSError as error:
+        raise ImageError(f'{path}: cannot be written ({error.strerror or error})') from error
+
+
+def prepare_output(folder):
+    """Create the output folder; one that cannot be created or written is a :class:`SetupError` (nothing runs)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SetupError(f'output folder {folder} cannot be created ({error.strerror or error})') from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SetupError(f'output folder {folder} is not writable')
 
 
 def find_images(input_path, output_dir):
@@ -171,10 +195,30 @@ def adapted_network(colour, settings, log):
     return model.net_g.eval()
 
 
+def check_size(source, image, config):
+    """Refuse a photo that the mask scheme cannot denoise: both sides shorter than twice the PD stride s.
+
+    A blind-spot prediction comes from the other pixels of the masked pixel's PD sub-image. With a side of at least
+    2s, rows (or columns) p and p + s of every phase p lie in the photo, so every sub-image holds two distinct
+    pixels. With both sides shorter that is not guaranteed: at s = 2 every sub-image of a 1x1 or 2x2 photo, and
+    the centre's of a 3x3, holds mirror copies of one pixel, which share its mask (the tile canvas is reflect-padded),
+    so where it is masked nothing is left to predict it from and the output is the network's answer to an
+    all-masked input (a grey 1x1 photo came out black). A single-pass network has no mask and takes any size.
+    """
+    if config.single_pass:
+        return
+    stride = config.inference_stride
+    height, width = image.shape[:2]
+    if max(height, width) < 2 * stride:
+        raise ImageError(f'{source}: a {height}x{width} photo is too small for the mask scheme at PD stride '
+                         f'{stride} (it needs at least {2 * stride} pixels on one side)')
+
+
 def process(net, source, targets, settings, force, show_tiles):
     image = read_image(source)
-    colour, alpha = split_image(image)
     config = settings['config']
+    check_size(source, image, config)
+    colour, alpha = split_image(image)
     if settings.get('adapt'):
         net = adapted_network(colour, settings, lambda message: tqdm.write(f'  {source.name}: {message}',
                                                                            file=sys.stderr))
@@ -241,7 +285,8 @@ def parse_args(argv=None):
     parser.add_argument('--adapt-lr', type=float, default=1e-3, help='Adam learning rate of --adapt '
                         '(default: %(default)g)')
     parser.add_argument('--side-by-side', action='store_true', help='also write <name>_side_by_side: noisy|denoised')
-    parser.add_argument('--ext', help='output extension (e.g. png); default: the input\'s')
+    parser.add_argument('--ext', help=f'output extension: {", ".join(ext[1:] for ext in IMAGE_EXTENSIONS)} '
+                        '(default: the input\'s)')
     parser.add_argument('--force', action='store_true', help='overwrite existing outputs')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     return parser.parse_args(argv)
@@ -254,7 +299,8 @@ FLAG_KEYS = {'seed': ('seed',), 'stride': ('test_stride',), 'self_ensemble': ('s
 
 
 def scheme_config(args, options):
-    """The options' ``amsnet:`` section with the flags that were given written over it, validated once."""
+    """The options' ``amsnet:`` section with the flags that were given written over it, validated once; an error
+    about a key that a flag set names the flag too."""
     section = {key: dict(value) if isinstance(value, dict) else value
                for key, value in (options.get('amsnet') or {}).items()}
     for flag, path in FLAG_KEYS.items():
@@ -268,7 +314,14 @@ def scheme_config(args, options):
         else:
             nested = section.get(path[0])
             section[path[0]] = {**(nested if isinstance(nested, dict) else {}), path[1]: value}
-    return SchemeConfig.from_section(section)
+    try:
+        return SchemeConfig.from_section(section)
+    except OptionError as error:
+        given = [f'--{flag.replace("_", "-")} {getattr(args, flag)}' for flag, path in FLAG_KEYS.items()
+                 if getattr(args, flag) is not None and str(error).startswith(f'amsnet.{path[0]}')]
+        if not given:
+            raise
+        raise OptionError(f'{", ".join(given)}: {error}') from error
 
 
 def make_settings(args, options, net):
@@ -291,42 +344,49 @@ def load_onnx(args):
     return net, settings
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    try:
-        if args.device == 'cuda' and not torch.cuda.is_available():
-            raise SetupError('--device cuda: no CUDA device is available (use --device cpu)')
-        if args.device == 'cuda':  # same seed -> same output also on GPU: no autotuned, non-deterministic kernels
-            torch.backends.cudnn.benchmark = False
-            torch.backends.cudnn.deterministic = True
-        if args.adapt < 0:
-            raise SetupError(f'--adapt must be >= 0 steps, got {args.adapt}')
-        if args.checkpoint and args.checkpoint.lower().endswith('.onnx'):
-            if args.adapt:
-                raise SetupError('--adapt needs the torch model (options and .pth), not an exported .onnx')
-            net, settings = load_onnx(args)
-        else:
-            if not args.opt:
-                raise SetupError('-opt is required (an options file with network_g), except with -c model.onnx')
-            options = load_options(args.opt)
-            checkpoint = args.checkpoint or (options.get('path') or {}).get('pretrain_network_g')
-            if not checkpoint:
-                raise SetupError(f'no weights: pass --checkpoint or set path.pretrain_network_g in {args.opt}')
-            net = build_denoiser(options, checkpoint, args.param_key, args.device)
-            settings = make_settings(args, options, net)
-            if args.adapt:
-                if settings['config'].single_pass:
-                    raise SetupError('--adapt trains with the mask scheme; a single-pass network (amsnet.single_pass) '
-                                     'cannot adapt this way')
-                settings['adapt'] = dict(options=options, checkpoint=checkpoint, steps=args.adapt, lr=args.adapt_lr,
-                                         param_key=(options.get('path') or {}).get('param_key_g') or 'params'
-                                         if args.param_key == 'auto' else args.param_key)
-        files = find_images(args.input, args.output)
-    except AMSNetError as error:
-        return report('amsnet-denoise', error)
+def setup(args):
+    """(denoiser, settings, files, output folder) for the parsed flags; a :class:`SetupError` or
+    :class:`OptionError` (or an ``OSError``) when something cannot work, before any photo is processed."""
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        raise SetupError('--device cuda: no CUDA device is available (use --device cpu)')
+    if args.device == 'cuda':  # same seed -> same output also on GPU: no autotuned, non-deterministic kernels
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    if args.adapt < 0:
+        raise SetupError(f'--adapt must be >= 0 steps, got {args.adapt}')
+    if args.ext and '.' + args.ext.lstrip('.').lower() not in IMAGE_EXTENSIONS:
+        raise SetupError(f'--ext {args.ext}: cannot write this format; supported: '
+                         f'{", ".join(ext[1:] for ext in IMAGE_EXTENSIONS)}')
+    if args.checkpoint and args.checkpoint.lower().endswith('.onnx'):
+        if args.adapt:
+            raise SetupError('--adapt needs the torch model (options and .pth), not an exported .onnx')
+        net, settings = load_onnx(args)
+    else:
+        if not args.opt:
+            raise SetupError('-opt is required (an options file with network_g), except with -c model.onnx')
+        options = load_options(args.opt)
+        checkpoint = args.checkpoint or options_checkpoint(options, args.opt)
+        if not checkpoint:
+            raise SetupError(f'no weights: pass --checkpoint or set path.pretrain_network_g in {args.opt}')
+        net = build_denoiser(options, checkpoint, args.param_key, args.device)
+        settings = make_settings(args, options, net)
+        if args.adapt:
+            if settings['config'].single_pass:
+                raise SetupError('--adapt trains with the mask scheme; a single-pass network (amsnet.single_pass) '
+                                 'cannot adapt this way')
+            settings['adapt'] = dict(options=options, checkpoint=checkpoint, steps=args.adapt, lr=args.adapt_lr,
+                                     param_key=(options.get('path') or {}).get('param_key_g') or 'params'
+                                     if args.param_key == 'auto' else args.param_key)
+    files = find_images(args.input, args.output)
     if not files:
-        return report('amsnet-denoise', SetupError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) under {args.input}'))
+        raise SetupError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) under {args.input}')
     output_dir = Path(args.output)
+    prepare_output(output_dir)
+    return net, settings, files, output_dir
+
+
+def denoise_files(args, net, settings, files, output_dir):
+    """Denoise every file; one that fails is reported in one line and the others still run. Exit status 0 or 1."""
     failed, skipped, done = [], [], 0
     start = time.perf_counter()
     for source, relative in tqdm(files, desc='images', unit='img', disable=args.quiet, file=sys.stderr):
@@ -347,6 +407,9 @@ def main(argv=None):
         except ImageError as error:
             tqdm.write(f'error: {error}', file=sys.stderr)
             failed.append(source)
+        except OSError as error:
+            tqdm.write(f'error: {source}: {describe_os_error(error)}', file=sys.stderr)
+            failed.append(source)
         except (ValueError, RuntimeError, cv2.error) as error:  # e.g. out of memory: the next file may still fit
             tqdm.write(f'error: {source}: {type(error).__name__}: {error}', file=sys.stderr)
             failed.append(source)
@@ -355,6 +418,26 @@ def main(argv=None):
     for source in failed:
         print(f'  failed: {source}', file=sys.stderr)
     return EXIT_PARTIAL_FAILURE if failed else 0
+
+
+def main(argv=None):
+    """The command; exit status 0, 1 (some files failed), 2 (nothing could run) or 130 (interrupted), see
+    :mod:`amsnet_basicsr.errors`."""
+    args = parse_args(argv)
+    # OpenCV logs "[ WARN ...]" lines of its own on stderr (libtiff's notes on a TIFF's extra samples, encoder
+    # fallbacks); this command reports every problem itself, once, so OpenCV stays silent while it runs.
+    log_level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        try:
+            work = setup(args)
+        except (AMSNetError, OSError) as error:
+            return report('amsnet-denoise', error)
+        return denoise_files(args, *work)
+    except KeyboardInterrupt:
+        return report_interrupt('amsnet-denoise')
+    finally:
+        cv2.utils.logging.setLogLevel(log_level)
 
 
 if __name__ == '__main__':

@@ -6,8 +6,10 @@ Exit codes, the same for ``train.py``/``amsnet-train``, ``test.py``/``amsnet-tes
 ====  ==========================================================================================================
 0     success
 1     partial failure: some inputs could not be processed, the others were written (``amsnet-denoise``)
-2     bad input: an option, an options file, an image, a dataset, a checkpoint or a flag that cannot work, or a
-      training run stopped by a non-finite loss; one line ``<command>: error: <message>`` on stderr
+2     bad input: an option, an options file, an image, a dataset, a checkpoint, a flag or a folder that cannot
+      work (a file system error included: unreadable, unwritable, full), a settings mismatch, or a training run
+      stopped by a non-finite loss; one line ``<command>: error: <message>`` on stderr
+130   interrupted (Ctrl-C): one line ``<command>: interrupted``; nothing half-written is left under a final name
 ====  ==========================================================================================================
 
 Anything else (a traceback) is a bug: the error's cause is kept (``raise ... from error``), never hidden.
@@ -16,6 +18,7 @@ import sys
 
 EXIT_PARTIAL_FAILURE = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 class AMSNetError(Exception):
@@ -55,16 +58,33 @@ def one_line(error):
     return text
 
 
+def describe_os_error(error):
+    """One line for a file system error: the file it concerns and the system's reason."""
+    names = ' -> '.join(str(name) for name in (error.filename, error.filename2) if name is not None)
+    reason = error.strerror or str(error)
+    return f'{names}: {reason}' if names else reason
+
+
 def report(command, error):
     """Print ``<command>: error: <message>`` on stderr; return :data:`EXIT_BAD_INPUT`."""
-    print(f'{command}: error: {one_line(error)}', file=sys.stderr, flush=True)
+    text = describe_os_error(error) if isinstance(error, OSError) else one_line(error)
+    print(f'{command}: error: {text}', file=sys.stderr, flush=True)
     return EXIT_BAD_INPUT
 
 
+def report_interrupt(command):
+    """Print ``<command>: interrupted`` on stderr; return :data:`EXIT_INTERRUPTED`."""
+    print(f'{command}: interrupted', file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
 def run_command(command, function, *args):
-    """``function(*args)`` as a command: exit status 0, or :data:`EXIT_BAD_INPUT` with one line for an AMSNet error."""
+    """``function(*args)`` as a command: exit status 0; :data:`EXIT_BAD_INPUT` with one line for an AMSNet error or a
+    file system error (``OSError``: unwritable, missing, full); :data:`EXIT_INTERRUPTED` on Ctrl-C."""
     try:
         function(*args)
-    except AMSNetError as error:
+    except (AMSNetError, OSError) as error:
         return report(command, error)
+    except KeyboardInterrupt:
+        return report_interrupt(command)
     return 0

@@ -6,6 +6,7 @@ either the previous complete file or an orphan ``*.tmp.*`` that nothing loads --
 """
 import contextlib
 import os
+import shutil
 
 TEMP_MARK = '.tmp.'
 
@@ -49,3 +50,9 @@ def atomic_write(path, write, mode='wb'):
         remove_quietly(temp_path)
         raise
     return path
+
+
+def atomic_copy(source, path):
+    """Copy ``source`` to ``path`` with :func:`atomic_write`."""
+    with open(source, 'rb') as handle:
+        return atomic_write(path, lambda target: shutil.copyfileobj(handle, target))

@@ -1,5 +1,8 @@
 """Reading images: one decoder behind every reader of the package (training folders and LMDBs, paired test folders,
-photos for ``amsnet-denoise``, SIDD crops). Errors are :class:`~amsnet_basicsr.errors.ImageError` naming the file."""
+photos for ``amsnet-denoise``, SIDD crops); and the one table of the file formats photos are written in
+(:data:`FORMATS`, :func:`convert_for`). Errors are :class:`~amsnet_basicsr.errors.ImageError` naming the file."""
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -7,6 +10,12 @@ from .errors import ImageError
 
 SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0,
           np.dtype(np.float64): 1.0}
+
+_DEPTHS_8, _DEPTHS_16, _DEPTHS_ANY = (np.dtype(np.uint8), ), (np.dtype(np.uint8), np.dtype(np.uint16)), tuple(SCALES)
+# file extension -> the sample types its format stores (OpenCV's encoders), narrowest first
+FORMATS = {'.png': _DEPTHS_16, '.tif': _DEPTHS_ANY, '.tiff': _DEPTHS_ANY, '.jpg': _DEPTHS_8, '.jpeg': _DEPTHS_8}
+IMAGE_EXTENSIONS = tuple(FORMATS)
+WITHOUT_ALPHA = ('.jpg', '.jpeg')
 
 
 def decode(content, path):
@@ -56,3 +65,26 @@ def to_float_bgr(stored):
 def read_rgb(path):
     """An image file -> (H, W, 3) float32 RGB in [0, 1] (any bit depth; gray replicated, alpha dropped)."""
     return np.ascontiguousarray(to_float_bgr(read(path))[..., ::-1])
+
+
+def convert_for(path, image):
+    """A stored array (see :func:`decode`) converted to what the format of ``path`` (its extension) stores.
+
+    A sample type the format stores is kept. Otherwise (OpenCV would silently write 16-bit as saturated 8-bit and
+    floats as 0/1): 16-bit -> 8-bit divides by 257; floats are clipped to [0, 1] (NaN -> 0) and scaled to the
+    format's widest integer type (PNG: 16-bit, JPEG: 8-bit); values are rounded. An extension that is not in
+    :data:`FORMATS`, or an alpha channel for a format without one, is an :class:`ImageError` naming the file.
+    """
+    extension = Path(path).suffix.lower()
+    if extension not in FORMATS:
+        raise ImageError(f'{path}: cannot write {extension or "files without an extension"}; '
+                         f'supported: {", ".join(IMAGE_EXTENSIONS)}')
+    if extension in WITHOUT_ALPHA and image.ndim == 3 and image.shape[2] == 4:
+        raise ImageError(f'{path}: {extension} cannot store the alpha channel (write .png or .tif)')
+    depths = FORMATS[extension]
+    if image.dtype in depths:
+        return image
+    target = depths[-1]
+    if image.dtype.kind == 'f':
+        image = np.clip(np.nan_to_num(image), 0.0, 1.0)
+    return np.rint(image * (SCALES[target] / SCALES[image.dtype])).astype(target)

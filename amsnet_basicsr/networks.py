@@ -4,6 +4,8 @@ BasicSR checkpoint into it (strictly).
 Used by ``amsnet-denoise``, ``amsnet-export`` and the teacher of stage ``distill``; registration is the caller's
 business (import :mod:`amsnet_basicsr.plugin` first).
 """
+import os.path as osp
+
 import torch
 import yaml
 from basicsr.archs import build_network
@@ -22,6 +24,17 @@ def load_options(path):
     if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
         raise SetupError(f'options file {path} has no network_g section')
     return options
+
+
+def options_checkpoint(options, options_path, label='g'):
+    """``path.pretrain_network_<label>`` of an options file; a relative path is read from the options file's folder
+    when the file is there (``denoise.yml`` of amsnet-train-folder names ``model.pth`` beside it, so its folder can
+    move), else from the current folder (BasicSR's convention)."""
+    weights = (options.get('path') or {}).get(f'pretrain_network_{label}')
+    if weights and not osp.isabs(weights):
+        beside = osp.join(osp.dirname(osp.abspath(options_path)), weights)
+        return beside if osp.exists(beside) else weights
+    return weights
 
 
 def select_state_dict(checkpoint, param_key, source):

@@ -5,15 +5,18 @@ bare tracebacks (KeyError, TypeError in a constructor, ZeroDivisionError). ``ams
 :func:`check_options` right after parsing, before anything is written; AMSNetModel runs
 :func:`check_model_options` when it is built (train and test).
 """
+import argparse
+import difflib
 import inspect
 import math
 import os
 import warnings
 
 import torch
+import yaml
 
 from .config import SchemeConfig, is_integer, require_integer
-from .errors import OptionError
+from .errors import OptionError, SetupError
 
 STAGE_LOSSES = {'mask': 'MaskedL1Loss', 'finetune': 'FinetuneLoss', 'distill': 'L1Loss'}
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
@@ -21,9 +24,37 @@ PREFETCH_MODES = (None, 'cpu', 'cuda')
 IO_BACKENDS = ('disk', 'lmdb')
 DIRECT_READERS = ('SIDDValidationDataset', 'SIDDBenchmarkDataset', 'DNDDataset', 'PolyUDataset', 'PairedFolderDataset')
 
+# The keys of datasets.<phase> read for every dataset type (basicsr 1.4.2): phase and scale are set by
+# utils/options.py parse_options; the loader keys are read by data/__init__.py build_dataloader and train.py
+# create_train_val_dataloader; submission / submission_info by amsnet_basicsr.submission; resume_skip
+# (progress.RESUME_KEY) is set by amsnet_basicsr.checkpoint on a resume.
+COMMON_DATASET_KEYS = frozenset({
+    'name', 'type', 'phase', 'scale', 'batch_size_per_gpu', 'num_worker_per_gpu', 'dataset_enlarge_ratio',
+    'pin_memory', 'persistent_workers', 'prefetch_mode', 'num_prefetch_queue', 'submission', 'submission_info',
+    'resume_skip'})
+_SIDD_BLOCKS_KEYS = frozenset({'dataroot', 'dataroot_lq', 'dataroot_gt', 'lq_key', 'gt_key', 'num_blocks',
+                               'block_indices', 'name_prefix'})  # data/benchmark_datasets.py _SIDDBlocksDataset
+_FOLDER_PAIR_KEYS = frozenset({'dataroot_lq', 'dataroot_gt', 'lq_suffix', 'gt_suffix'})  # PairedFolderDataset
+# The keys each dataset type reads besides the common ones; a type not listed here (another plugin's, BasicSR's
+# video sets) is not checked. Every other key would be silently ignored, e.g. a misspelt use_hflip.
+DATASET_KEYS = {
+    'NoisyImageDataset': frozenset({'dataroot_lq', 'io_backend', 'meta_info_file', 'crop_size', 'use_hflip',
+                                    'use_rot', 'bad_images'}),  # data/noisy_image_dataset.py (mean/std unused)
+    'SIDDValidationDataset': _SIDD_BLOCKS_KEYS,
+    'SIDDBenchmarkDataset': _SIDD_BLOCKS_KEYS,
+    'DNDDataset': frozenset({'dataroot_lq'}),
+    'PairedFolderDataset': _FOLDER_PAIR_KEYS,
+    'PolyUDataset': _FOLDER_PAIR_KEYS,
+    # basicsr 1.4.2 data/paired_image_dataset.py and data/single_image_dataset.py
+    'PairedImageDataset': frozenset({'dataroot_gt', 'dataroot_lq', 'io_backend', 'meta_info_file', 'filename_tmpl',
+                                     'gt_size', 'use_hflip', 'use_rot', 'color', 'mean', 'std'}),
+    'SingleImageDataset': frozenset({'dataroot_lq', 'io_backend', 'meta_info_file', 'color', 'mean', 'std'}),
+}
+
 
 def check_network_options(opt, key='network_g'):
-    """``network_g.type`` is a registered architecture and every other key one of its constructor arguments."""
+    """``network_g.type`` is a registered architecture, every other key one of its constructor arguments, and the
+    network builds from them (on the CPU, once, then dropped)."""
     from basicsr.utils.registry import ARCH_REGISTRY
 
     section = opt.get(key)
@@ -36,16 +67,23 @@ def check_network_options(opt, key='network_g'):
         others = [name for name in registered if name not in own]
         raise OptionError(f'{key}.type: {arch_type!r} is not a registered denoiser; allowed: {", ".join(own)} '
                           f'(AMSNet denoisers) or one of BasicSR\'s architectures: {", ".join(others)}')
+    arch = ARCH_REGISTRY.get(arch_type)
+    arguments = {name: value for name, value in section.items() if name != 'type'}
     try:
-        parameters = inspect.signature(ARCH_REGISTRY.get(arch_type)).parameters
+        parameters = inspect.signature(arch).parameters
     except (TypeError, ValueError):
-        return
-    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
-        return
-    allowed = [name for name in parameters if name != 'self']
-    for name in section:
-        if name != 'type' and name not in allowed:
-            raise OptionError(f'{key}.{name}: not an argument of {arch_type}; allowed: {", ".join(allowed)}')
+        parameters = {}
+    if parameters and not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        allowed = [name for name in parameters if name != 'self']
+        for name in arguments:
+            if name not in allowed:
+                raise OptionError(f'{key}.{name}: not an argument of {arch_type}; allowed: {", ".join(allowed)}')
+    try:  # a value the constructor refuses (nb: -1, a negative width) would otherwise be a traceback in the model
+        with torch.random.fork_rng(devices=[]):  # the seeded weight initialisation of the real build stays the same
+            arch(**arguments)
+    except (ValueError, TypeError, RuntimeError, ArithmeticError) as error:
+        raise OptionError(f'{key}: {arch_type} cannot be built from its arguments: '
+                          f'{" ".join(str(error).split())}') from error
 
 
 def check_train_options(opt, stage_losses=STAGE_LOSSES):
@@ -111,7 +149,8 @@ def check_distill_options(opt):
                               f'(dataroot_gt), got {train_set.get("type")!r}')
         if os.path.exists(str(dataroot_gt)):
             info = check_targets_folder(dataroot_gt)
-            source = os.path.abspath(str(train_set.get('dataroot_lq')))
+            beside = os.path.dirname(os.path.abspath(str(dataroot_gt)))  # amsnet-distill-prepare records it so
+            source = os.path.relpath(os.path.abspath(str(train_set.get('dataroot_lq'))), beside)
             if info.get('source') != source:
                 raise OptionError(f'datasets.train.dataroot_gt: {dataroot_gt} holds the teacher\'s targets for '
                                   f'{info.get("source")}, not for datasets.train.dataroot_lq {source}')
@@ -137,6 +176,21 @@ def _path_keys(dataset):
     return [key for key in dataset if key.startswith('dataroot') or key == 'meta_info_file']
 
 
+def check_dataset_keys(prefix, dataset):
+    """Every key of a dataset of a type in :data:`DATASET_KEYS` is one it reads: a misspelt optional key would be
+    silently ignored (``use_hflp`` would leave flips on)."""
+    dataset_type = dataset.get('type')
+    if dataset_type not in DATASET_KEYS:
+        return
+    allowed = sorted(COMMON_DATASET_KEYS | DATASET_KEYS[dataset_type])
+    tolerated = {'io_backend'} if dataset_type in DIRECT_READERS else set()  # older files: a warning, see below
+    for key in dataset:
+        if key not in allowed and key not in tolerated:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f'did you mean {close[0]}?' if close else f'allowed: {", ".join(allowed)}'
+            raise OptionError(f'{prefix}.{key}: not an option of {dataset_type}; {hint}')
+
+
 def check_dataset_options(opt):
     """Every ``datasets.<phase>``: a registered type, existing paths; the training set's crop/batch/workers."""
     from basicsr.utils.registry import DATASET_REGISTRY
@@ -152,6 +206,7 @@ def check_dataset_options(opt):
         if dataset.get('type') not in registered:
             raise OptionError(f'{prefix}.type: {dataset.get("type")!r} is not a registered dataset; allowed: '
                               f'{", ".join(registered)}')
+        check_dataset_keys(prefix, dataset)
         for key in _path_keys(dataset):
             path = dataset[key]
             if path is not None and not os.path.exists(os.path.expanduser(str(path))):
@@ -196,6 +251,11 @@ def check_options(opt):
             require_integer(logger.get(key), f'logger.{key}', 1)
         if opt.get('val') is not None:
             require_integer(opt['val'].get('val_freq'), 'val.val_freq', 1)
+    if opt.get('val') is not None or not opt.get('is_train'):  # BasicSR reads val.save_img (KeyError otherwise)
+        save_img = (opt.get('val') or {}).get('save_img')
+        if not isinstance(save_img, bool):
+            raise OptionError(f'val.save_img must be true or false, got {save_img!r} (true: the denoised images are '
+                              'written to the visualization folder)')
     path = opt.get('path') or {}
     resuming = opt.get('auto_resume') or path.get('resume_state')
     for key, value in path.items():
@@ -203,11 +263,48 @@ def check_options(opt):
             raise OptionError(f'path.{key}: {value} does not exist')
 
 
+def read_options_file(path):
+    """The options in ``path``, read as BasicSR's ``parse_options`` reads them. It gives a traceback for a missing,
+    unreadable or malformed file and for a missing ``name``, ``num_gpu``, ``datasets`` or ``path`` (it indexes
+    them); here each is one line naming the file or the key."""
+    from basicsr.utils.options import ordered_yaml
+    try:
+        with open(path, encoding='utf-8') as handle:
+            opt = yaml.load(handle, Loader=ordered_yaml()[0])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise SetupError(f'cannot read options file {path}: {" ".join(str(error).split())}') from error
+    if not isinstance(opt, dict):
+        raise SetupError(f'options file {path} is not a mapping of options (name: ..., network_g: ..., ...)')
+    missing = [key for key in ('name', 'num_gpu', 'datasets', 'path') if key not in opt]
+    if missing:
+        raise OptionError(f'options file {path}: {", ".join(missing)} is required')
+    if not isinstance(opt['path'], dict):
+        raise OptionError(f'options file {path}: path must be a mapping (pretrain_network_g: ..., ...)')
+    if not isinstance(opt['datasets'], dict):
+        raise OptionError(f'options file {path}: datasets must be a mapping of datasets (train: ..., val: ...)')
+    for phase, dataset in opt['datasets'].items():
+        if not isinstance(dataset, dict):
+            raise OptionError(f'options file {path}: datasets.{phase} must be a mapping with name, type, ...')
+    return opt
+
+
 def parse_and_check_options(root_path, is_train=True):
     """BasicSR's ``parse_options``, then :func:`check_options` before ``experiments/<name>`` or ``results/<name>``
     is created or archived (installed into ``basicsr.train`` and ``basicsr.test`` by
-    :func:`amsnet_basicsr.basicsr_compat.install`)."""
+    :func:`amsnet_basicsr.basicsr_compat.install`).
+
+    The ``-opt`` file is read by :func:`read_options_file` first. For testing, ``val.suffix`` is optional: BasicSR
+    reads it whenever ``val.save_img`` is true and names the images ``<image>_<name>.png`` when it is ``~``, so a
+    missing suffix means that, not a KeyError after the whole test set was denoised.
+    """
     from basicsr.utils.options import parse_options
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt')
+    option_file = parser.parse_known_args()[0].opt
+    if option_file is not None:  # without -opt, BasicSR's own parser prints its usage
+        read_options_file(option_file)
     opt, args = parse_options(root_path, is_train=is_train)
+    if not is_train and isinstance(opt.get('val'), dict):
+        opt['val'].setdefault('suffix', None)
     check_options(opt)
     return opt, args

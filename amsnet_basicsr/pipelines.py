@@ -3,12 +3,13 @@
 with exit status 2 (options, datasets, images and checkpoints are checked at start-up, before anything is
 written)."""
 import contextlib
+import logging
 import os
 import sys
 
 from . import plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from . import basicsr_compat, checkpoint, distributed, options_check, progress
-from .errors import AMSNetError, one_line, report
+from .errors import AMSNetError, describe_os_error, one_line, report, report_interrupt
 
 
 def install_patches():
@@ -19,22 +20,39 @@ def install_patches():
                            cpu_prefetcher=progress.CountingCPUPrefetcher, cuda_prefetcher=progress.CountingCUDAPrefetcher)
 
 
+def log_to_file(level, message):
+    """Add ``message`` to the run's log file, if BasicSR opened one. Only there: BasicSR's root logger also writes to
+    stderr, where :func:`run` prints the message itself, once. Written directly, so that a full disk does not make
+    logging print a traceback of its own."""
+    logger = logging.getLogger('basicsr')
+    record = logger.makeRecord(logger.name, level, __file__, 0, message, None, None)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            with contextlib.suppress(OSError, ValueError):  # full disk, closed file: stderr still gets the line
+                handler.stream.write(handler.format(record) + handler.terminator)
+                handler.flush()
+
+
 def run(pipeline, command):
     """Run ``pipeline(root)`` with the current directory as BasicSR's root; return the exit status.
 
     BasicSR resolves relative dataset/checkpoint paths and the ``--auto_resume`` lookup against the current
     directory, so it is also the root of ``experiments/``, ``tb_logger/`` and ``results/``.
+    An AMSNet error or a file system error (an unwritable ``experiments/``, a full disk) is one line on stderr and
+    exit status 2, Ctrl-C one line and 130 (:mod:`amsnet_basicsr.errors`); both also go to the log file.
     """
     install_patches()
     try:
         pipeline(os.getcwd())
-    except AMSNetError as error:
-        with contextlib.suppress(Exception):  # the log file is a courtesy; stderr is what matters
-            from basicsr.utils import get_root_logger
-            get_root_logger().error(one_line(error))
+    except (AMSNetError, OSError) as error:
+        message = describe_os_error(error) if isinstance(error, OSError) else one_line(error)
+        log_to_file(logging.ERROR, message)
         rank = os.environ.get('RANK')
         prefix = f'[rank {rank}] ' if rank is not None and os.environ.get('WORLD_SIZE', '1') != '1' else ''
-        return report(command, f'{prefix}{one_line(error)}')
+        return report(command, f'{prefix}{message}')
+    except KeyboardInterrupt:
+        log_to_file(logging.WARNING, 'interrupted')
+        return report_interrupt(command)
     finally:
         if distributed.is_distributed():
             import torch.distributed as dist

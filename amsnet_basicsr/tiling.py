@@ -70,9 +70,12 @@ def plan_tiles(height, width, tile_size=None, overlap=32, stride=2, multiple=1):
         sizes = (tile_size, tile_size) if isinstance(tile_size, int) else tuple(tile_size)
         for axis, value in enumerate(sizes):
             rounded = int(value) // unit * unit
-            if rounded < unit or rounded <= 2 * overlap:
-                raise ValueError(f'tile size {value} must be at least stride*multiple = {unit} and larger than '
-                                 f'twice the overlap ({overlap}); got tile {rounded} after rounding to {unit}')
+            if rounded < unit:
+                raise ValueError(f'tile size {value} is smaller than stride x size multiple = {unit} pixels')
+            if rounded <= 2 * overlap:
+                rounding = f' ({rounded} after rounding down to a multiple of {unit})' if rounded != value else ''
+                raise ValueError(f'tile size {value}{rounding} must be larger than twice the overlap '
+                                 f'(2 x {overlap} = {2 * overlap} pixels)')
             tiles[axis] = rounded
     padded_h, tile_h, row_origins = _axis_plan(height, tiles[0], overlap, unit, stride)
     padded_w, tile_w, col_origins = _axis_plan(width, tiles[1], overlap, unit, stride)

@@ -23,23 +23,31 @@ The recipe (:data:`RECIPE`) was chosen on the demo's validation photo. On the si
 data-shift bench (``docs/shift_bench.md``) its student beats OpenCV NLM on every one and BM3D on one; BM3D is
 better on the others (by 0.4-1.4 dB), at ~60x the time: compare on a few of your own photos.
 
-An existing ``--out`` is refused unless ``--resume`` (continue an interrupted run: packing and finished steps are
-kept, training continues from its last checkpoint) or ``--force`` (start again).
+``--out`` is owned (:mod:`amsnet_basicsr.output_folder`): it must lie outside the photo folder; an existing one is
+taken only if it holds a record of an earlier run of this command, with ``--resume`` (continue it: packing and
+finished steps are kept, training continues from its last checkpoint; refused when the photos or settings differ)
+or ``--force`` (delete what that run wrote -- nothing else -- and start again). A lock keeps two runs (and their
+training processes) out of one folder. The folder can be moved: ``denoise.yml`` names ``model.pth`` beside it.
 """
 import argparse
 import copy
 import glob
+import hashlib
 import os
 import os.path as osp
 import shutil
 import sys
 import time
+import urllib.parse
 
 import numpy as np
 import torch
 import yaml
 
-from .errors import DataError, ImageError, SetupError, run_command
+from . import image_io, output_folder
+from .denoise import IMAGE_EXTENSIONS, find_images
+from .errors import CheckpointError, DataError, ImageError, SetupError, run_command
+from .files import atomic_copy, atomic_write
 
 HOLDOUT_EVERY = 20
 # The recipe on your photos: the demo's (:data:`amsnet_basicsr.demo.CONFIGS`) with a 6-layer, 32-channel denoiser
@@ -48,7 +56,6 @@ HOLDOUT_EVERY = 20
 # recipe"): about 8 CPU-minutes in all for two 1-MP photos.
 RECIPE = dict(nc=32, nb=6, lr=1e-3, iters=3000)
 TEACHER = 'AMSNet_folder'
-MARKER = '.amsnet_train_folder'
 
 
 def recipe(*, quick, tile):
@@ -58,47 +65,67 @@ def recipe(*, quick, tile):
     return dict(CONFIGS['quick'] if quick else {**CONFIGS['full'], **RECIPE}, train_tile=tile)
 
 
-def read_photos(folder, out, *, tile, log):
-    """[(name, float RGB image)] of every readable photo under ``folder`` (``out`` excluded) at least ``tile`` px on
-    its short side; unreadable files are reported and skipped."""
-    from .denoise import IMAGE_EXTENSIONS, find_images
-    from .image_io import read_rgb
+def photo_key(relative):
+    """A photo's LMDB key stem: its path relative to the input folder, extension included, percent-escaped so that no
+    two paths share a key (``a.png``/``a.jpg``, ``sub/c.png``/``sub_c.png``) and no dot remains (BasicSR splits keys
+    at the first dot). Tile keys append ``_<top>_<left>``, which the escape never produces."""
+    return urllib.parse.quote(relative.as_posix(), safe='').replace('.', '%2E').replace('_', '%5F')
+
+
+def fingerprint(path):
+    """``<bytes>:<SHA-256>`` of a file: what --resume compares (names and contents, not where the folder is)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return f'{os.path.getsize(path)}:{digest.hexdigest()}'
+
+
+def read_photos(files, *, tile, log):
+    """[(key, float RGB image, bits)] of every readable photo of ``files`` ((path, relative path) pairs) at least
+    ``tile`` px on its short side; ``bits`` is 16 for 16-bit and float photos (their tiles keep that precision), else
+    8. Unreadable files are reported and skipped."""
     photos = []
-    for path, relative in find_images(folder, out):
+    for path, relative in files:
         try:
-            image = read_rgb(path)
+            stored = image_io.read(path)
         except ImageError as error:
             log(f'skip {path}: {error}')
             continue
-        if min(image.shape[:2]) < tile:
-            log(f'skip {path}: {image.shape[1]}x{image.shape[0]} is smaller than one {tile}-px tile')
+        if min(stored.shape[:2]) < tile:
+            log(f'skip {path}: {stored.shape[1]}x{stored.shape[0]} is smaller than one {tile}-px tile')
             continue
-        photos.append((str(relative.with_suffix('')).replace(os.sep, '_').replace('.', '_'), image))
+        image = np.ascontiguousarray(image_io.to_float_bgr(stored)[..., ::-1])
+        photos.append((photo_key(relative), image, 8 if stored.dtype == np.uint8 else 16))
     if not photos:
-        raise DataError(f'{folder}: no usable photos ({", ".join(IMAGE_EXTENSIONS)}, at least {tile} px a side)')
+        raise DataError(f'no usable photos among {len(files)} files ({", ".join(IMAGE_EXTENSIONS)}, at least '
+                        f'{tile} px a side)')
     return photos
 
 
-def pack(folder, out, *, tile, log):
-    """Steps 1: the training LMDB and the held-out validation tiles (noisy PNGs) under ``out/data``."""
+def pack(files, out, *, tile, log):
+    """Step 1: the training LMDB and the held-out validation tiles (noisy PNGs) under ``out/data``."""
     from .demo import pack_noisy_tiles
     data = osp.join(out, 'data')
     lmdb_path, val_dir = osp.join(data, 'train_noisy.lmdb'), osp.join(data, 'val_noisy')
     if osp.isfile(osp.join(lmdb_path, 'meta_info.txt')):
         return lmdb_path, val_dir
-    shutil.rmtree(data, ignore_errors=True)
-    photos = read_photos(folder, out, tile=tile, log=log)
+    if osp.lexists(data):
+        shutil.rmtree(data)  # an interrupted packing of this run (the folder is owned: output_folder.take)
+    photos = read_photos(files, tile=tile, log=log)
     tiles_dir = osp.join(data, 'noisy_tiles')
     partial = osp.join(data, 'partial', 'train_noisy.lmdb')  # moved into place once complete
-    keys = pack_noisy_tiles(photos, tiles_dir, partial, tile)
+    keys = pack_noisy_tiles([(key, image) for key, image, _ in photos], tiles_dir, partial, tile,
+                            bits={key: bits for key, _, bits in photos})
     if len(keys) < 2:
-        raise DataError(f'{folder}: {len(keys)} tile of {tile} px; training needs at least 2 (use a smaller --tile)')
+        raise DataError(f'{len(keys)} tile of {tile} px in the photos; training needs at least 2 (use a smaller '
+                        '--tile)')
     os.makedirs(val_dir)
-    held_out = keys[HOLDOUT_EVERY // 2::HOLDOUT_EVERY] or keys[:1]
-    for key in held_out:
+    held_out = set(keys[HOLDOUT_EVERY // 2::HOLDOUT_EVERY] or keys[:1])
+    for key in sorted(held_out):
         shutil.copy(osp.join(tiles_dir, key + '.png'), osp.join(val_dir, key + '.png'))
     with open(osp.join(partial, 'meta_info.txt')) as handle:
-        lines = [line for line in handle if line.split('.png')[0] not in set(held_out)]
+        lines = [line for line in handle if line.split('.png')[0] not in held_out]
     with open(osp.join(partial, 'meta_info.txt'), 'w') as handle:  # training keys only: held-out tiles stay out
         handle.writelines(lines)
     os.replace(partial, lmdb_path)
@@ -131,7 +158,11 @@ def pick_checkpoint(options, models_dir, val_dir, log):
     for path in glob.glob(osp.join(models_dir, 'net_g_*.pth')):
         if not osp.basename(path)[len('net_g_'):-len('.pth')].isdigit():
             continue
-        state = torch.load(path, map_location='cpu', weights_only=True)['params']
+        try:
+            state = torch.load(path, map_location='cpu', weights_only=True)['params']
+        except Exception as error:  # truncated, not a checkpoint, no params: the file is named, no traceback
+            raise CheckpointError(f'{path}: not a readable checkpoint ({" ".join(str(error).split())[:200]}); '
+                                  'pass --force to train again') from error
         model = in_process_model(options, is_train=False, state_dict=state)
         scored.append((float(np.mean([model.masked_holdout_loss(tile) for tile in tiles])), path))
     if not scored:
@@ -144,41 +175,54 @@ def pick_checkpoint(options, models_dir, val_dir, log):
 
 
 def denoise_options(train_options, weights):
-    """Options for ``amsnet-denoise`` / ``test.py``: the chosen network with its inference settings."""
+    """Options for ``amsnet-denoise`` / ``test.py``: the chosen network with its inference settings; ``weights`` as
+    given (``amsnet-denoise`` reads a relative path from the options file's folder)."""
     options = {key: copy.deepcopy(train_options[key]) for key in ('model_type', 'network_g', 'amsnet')}
     options['amsnet'].pop('tile', None)  # the default tiles: photos of any size fit in memory
-    options.update(name=osp.basename(osp.dirname(weights)) + '_denoise', num_gpu='auto', scale=1,
-                   path={'pretrain_network_g': osp.abspath(weights), 'param_key_g': 'params', 'strict_load_g': True})
+    options.update(name=train_options['name'] + '_denoise', num_gpu='auto', scale=1,
+                   path={'pretrain_network_g': weights, 'param_key_g': 'params', 'strict_load_g': True})
     return options
+
+
+OWNED = ('data', 'experiments', 'tb_logger', 'train_folder.yml', 'distill_folder.yml', 'train_stdout.log',
+         'model.pth', 'denoise.yml')  # everything this command writes into --out (output_folder.take)
+
+
+def check_folders(folder, out):
+    """Refuse an input that is not a folder, and an --out that is, contains or lies inside the input folder (the
+    command's own tiles would become photos, and --force could reach the photos)."""
+    if not osp.isdir(folder):
+        raise SetupError(f'{folder} is not a folder of photos')
+    real_in, real_out = osp.realpath(folder), osp.realpath(out)
+    if real_out == real_in or real_in.startswith(real_out + os.sep) or real_out.startswith(real_in + os.sep):
+        raise SetupError(f'--out {out} must lie outside the photo folder {folder} (and not contain it)')
 
 
 def run(args, log):
     from . import demo
     from .data import teacher_targets
     folder, out = osp.abspath(args.input), osp.abspath(args.out)
-    if not osp.isdir(folder):
-        raise SetupError(f'{args.input} is not a folder of photos')
-    if osp.exists(out) and os.listdir(out) and not args.resume:
-        if not args.force:
-            raise SetupError(f'--out {out} exists: pass --resume to continue that run or --force to start again')
-        if not osp.isfile(osp.join(out, MARKER)):
-            raise SetupError(f'--out {out} is not an amsnet-train-folder output (no {MARKER}); refusing to delete it')
-        shutil.rmtree(out)
-    os.makedirs(out, exist_ok=True)
-    open(osp.join(out, MARKER), 'w').close()
+    check_folders(folder, out)
     config = recipe(quick=args.quick, tile=args.tile)
+    iters = args.iters or config['iters']
+    student_iters = config['student_iters'] if args.student_iters is None else args.student_iters
+    files = find_images(folder, out)
+    settings = dict(quick=args.quick, tile=args.tile, iters=iters, student_iters=student_iters, seed=args.seed)
+    owned = output_folder.take(out, command='amsnet-train-folder', names=OWNED, settings=settings,
+                               inputs=[(relative.as_posix(), fingerprint(path)) for path, relative in files],
+                               mode='resume' if args.resume else 'force' if args.force else 'new')
     torch.manual_seed(args.seed)
-    lmdb_path, val_dir = pack(folder, out, tile=args.tile, log=log)
+    lmdb_path, val_dir = pack(files, out, tile=args.tile, log=log)
 
-    options = teacher_options(config, lmdb_path, val_dir, iters=args.iters or config['iters'], seed=args.seed)
+    options = teacher_options(config, lmdb_path, val_dir, iters=iters, seed=args.seed)
     models_dir = osp.join(out, 'experiments', TEACHER, 'models')
     resume = ['--auto_resume'] if osp.isdir(osp.join(out, 'experiments', TEACHER, 'training_states')) else []
     if not osp.isfile(osp.join(models_dir, 'net_g_latest.pth')):
-        demo.train(out, demo.write_options(out, options, 'train_folder.yml'), log, extra=resume)
+        demo.train(out, demo.write_options(out, options, 'train_folder.yml'), log, extra=resume,
+                   keep_fds=[owned.lock_fd])
     chosen, _ = pick_checkpoint(options, models_dir, val_dir, log)
     final_weights, final_options = chosen, options
 
-    student_iters = config['student_iters'] if args.student_iters is None else args.student_iters
     if student_iters:
         data = dict(lmdb=lmdb_path, teacher_lmdb=osp.join(out, 'data', 'train_teacher.lmdb'))
         distill = demo.distill_options(config, data, options, chosen, seed=args.seed, iters=student_iters)
@@ -189,18 +233,17 @@ def run(args, log):
                 teacher_targets.prepare_targets(distill, device='cpu', progress=not args.quiet, log=log)
             resume = (['--auto_resume'] if osp.isdir(osp.join(out, 'experiments', demo.STUDENT_EXPERIMENT,
                                                               'training_states')) else [])
-            demo.train(out, demo.write_options(out, distill, 'distill_folder.yml'), log, extra=resume)
+            demo.train(out, demo.write_options(out, distill, 'distill_folder.yml'), log, extra=resume,
+                       keep_fds=[owned.lock_fd])
         final_weights, final_options = student, distill
 
     model = osp.join(out, 'model.pth')
-    shutil.copy(final_weights, model + '.tmp')
-    os.replace(model + '.tmp', model)
-    options_path = osp.join(out, 'denoise.yml')
-    with open(options_path + '.tmp', 'w') as handle:
-        kind = 'the distilled student (one pass)' if student_iters else 'AMSNet-B-E (MMDB + R3)'
-        handle.write(f'# written by amsnet-train-folder {args.input}: {kind}\n')
-        yaml.safe_dump(denoise_options(final_options, model), handle, sort_keys=False)
-    os.replace(options_path + '.tmp', options_path)
+    atomic_copy(final_weights, model)
+    kind = 'the distilled student (one pass)' if student_iters else 'AMSNet-B-E (MMDB + R3)'
+    text = (f'# written by amsnet-train-folder: {kind}; model.pth is read from this file\'s folder\n' +
+            yaml.safe_dump(denoise_options(final_options, 'model.pth'), sort_keys=False))
+    options_path = atomic_write(osp.join(out, 'denoise.yml'), lambda handle: handle.write(text.encode()))
+    owned.release()
     log(f'done: amsnet-denoise {args.input} denoised/ -opt {options_path}')
     return options_path
 
@@ -221,6 +264,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.tile < 64:
         parser.error('--tile must be >= 64 (the training crops are 60 px)')
+    if args.iters is not None and args.iters < 1:
+        parser.error(f'--iters must be >= 1, got {args.iters}')
+    if args.student_iters is not None and args.student_iters < 0:
+        parser.error(f'--student-iters must be >= 0, got {args.student_iters}')
     return args
 
 

@@ -75,3 +75,34 @@ def run_entry_point(script, option_file, cwd, *extra, timeout=300):
                             env={**os.environ, 'OMP_NUM_THREADS': '1'})  # tiny nets: threads only add overhead
     assert result.returncode == 0, f'{script} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}'
     return result
+
+
+@pytest.fixture
+def stand_in_trainer(monkeypatch):
+    """``demo.train`` (the train.py subprocess) replaced by a stand-in that saves the untrained network as the run's
+    checkpoints: commands that train run in-process in milliseconds. Returns the list of options it was handed."""
+    from amsnet_basicsr import demo
+    from amsnet_basicsr.networks import load_options
+    handed = []
+
+    def stand_in_train(out, options_path, log=print, extra=(), keep_fds=()):
+        options = load_options(options_path)
+        handed.append(options)
+        models = os.path.join(out, 'experiments', options['name'], 'models')
+        os.makedirs(models, exist_ok=True)
+        state = {'params': demo.in_process_model(options, is_train=False).net_g.state_dict()}
+        for name in (f'net_g_{options["train"]["total_iter"]}.pth', 'net_g_latest.pth'):
+            torch.save(state, os.path.join(models, name))
+
+    monkeypatch.setattr(demo, 'train', stand_in_train)
+    return handed
+
+
+def write_noisy_photo(path, height, width, rng, *, dtype=np.uint8):
+    """A noisy smooth scene written as an 8-bit (or 16-bit) photo; returns the stored array."""
+    noisy = correlated_noisy(smooth_scene(height, width, rng), 0.08, rng)[..., ::-1]
+    scale = 255 if dtype == np.uint8 else 65535
+    stored = (noisy * scale).round().astype(dtype)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), stored)
+    return stored

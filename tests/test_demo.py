@@ -189,7 +189,7 @@ def test_demo_refuses_to_overwrite_a_non_demo_folder(tmp_path):
     out.mkdir()
     (out / 'thesis.txt').write_text('do not delete')
     result = _run_demo(out, '--overwrite')
-    assert result.returncode != 0 and 'not a previous demo output' in result.stderr
+    assert result.returncode == 2 and 'holds no amsnet-demo run' in result.stderr
     assert (out / 'thesis.txt').read_text() == 'do not delete'
 
 

@@ -1,7 +1,9 @@
 """amsnet-train-folder: a folder of noisy photos in, a model that amsnet-denoise uses out; resumable, no overwrite."""
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -10,9 +12,8 @@ import torch
 import yaml
 
 from amsnet_basicsr import demo, train_folder
-from amsnet_basicsr.networks import load_options
 
-from conftest import REPO, correlated_noisy, smooth_scene
+from conftest import REPO, correlated_noisy, smooth_scene, write_noisy_photo
 
 
 def command(*args, cwd):
@@ -50,7 +51,7 @@ def test_train_folder_leaves_a_model_amsnet_denoise_uses_and_never_overwrites(tm
     assert sorted(p.name for p in (tmp_path / 'denoised').iterdir()) == ['img_0.png', 'img_1.png']
 
     again = command('amsnet_basicsr.train_folder', str(photos), '--out', str(out), '--quick', cwd=tmp_path)
-    assert again.returncode == 2 and 'exists: pass --resume' in again.stderr.strip().splitlines()[-1]
+    assert again.returncode == 2 and 'pass --resume to continue it' in again.stderr.strip().splitlines()[-1]
     resumed = command('amsnet_basicsr.train_folder', str(photos), '--out', str(out), '--quick', '--tile', '64',
                       '--resume', '--quiet', cwd=tmp_path)
     assert resumed.returncode == 0 and 'training:' not in resumed.stdout  # finished steps are not repeated
@@ -59,35 +60,71 @@ def test_train_folder_leaves_a_model_amsnet_denoise_uses_and_never_overwrites(tm
     (other / 'keep.txt').write_text('user data')
     refused = command('amsnet_basicsr.train_folder', str(photos), '--out', str(other), '--force', cwd=tmp_path)
     assert refused.returncode == 2 and (other / 'keep.txt').is_file()
+    assert first.stderr == '' and resumed.stderr == ''  # a clean run prints its progress on stdout, nothing else
 
 
-def test_the_command_hands_train_py_the_recipe(tmp_path, monkeypatch):
-    """Without --quick or --iters, amsnet-train-folder trains with train_folder.RECIPE: the options it hands train.py
-    build the recipe's denoiser (depth and width) at its learning rate for its iterations, and its denoise.yml names
-    that network. train.py is replaced by a stand-in that saves the untrained network as the run's checkpoint, so
-    nothing trains and no process starts."""
+def process_state(pid):
+    """'gone', 'zombie' or 'alive' (a container's init may leave a dead child unreaped)."""
+    try:
+        with open(f'/proc/{pid}/stat') as handle:
+            return 'zombie' if handle.read().rsplit(')', 1)[1].split()[0] in 'ZX' else 'alive'
+    except FileNotFoundError:
+        return 'gone'
+
+
+@pytest.mark.slow
+def test_killed_or_interrupted_runs_leave_no_trainer_and_never_share_a_folder(tmp_path):
+    """While a run trains, a second run on its folder is refused (the lock, which the train.py child holds too);
+    SIGKILL of the command takes its child with it (Linux: PR_SET_PDEATHSIG); Ctrl-C (SIGINT) stops the child and
+    prints one line with exit 130."""
     photos = tmp_path / 'photos'
-    photos.mkdir()
     rng = np.random.default_rng(0)
     for index in range(2):
-        noisy = correlated_noisy(smooth_scene(140, 140, rng), 0.08, rng)
-        cv2.imwrite(str(photos / f'img_{index}.png'), (noisy[..., ::-1] * 255).round().astype(np.uint8))
-    handed = []
+        write_noisy_photo(photos / f'img_{index}.png', 140, 150, rng)
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''), OMP_NUM_THREADS='1')
+    arguments = ['amsnet_basicsr.train_folder', str(photos), '--out', str(tmp_path / 'run'), '--quick', '--tile',
+                 '64', '--iters', '100000', '--quiet']
 
-    def stand_in_train(out, options_path, log=print, extra=()):
-        options = load_options(options_path)
-        handed.append(options)
-        models = os.path.join(out, 'experiments', options['name'], 'models')
-        os.makedirs(models)
-        state = {'params': demo.in_process_model(options, is_train=False).net_g.state_dict()}
-        for name in (f'net_g_{options["train"]["total_iter"]}.pth', 'net_g_latest.pth'):
-            torch.save(state, os.path.join(models, name))
+    def start(*extra):
+        process = subprocess.Popen([sys.executable, '-m', *arguments, *extra], cwd=tmp_path, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in process.stdout:
+            if 'training (pid ' in line:
+                return process, int(line.split('training (pid ')[1].split(')')[0])
+        raise AssertionError(process.communicate())
 
-    monkeypatch.setattr(demo, 'train', stand_in_train)
+    def wait_until_gone(pid):
+        deadline = time.time() + 30
+        while process_state(pid) == 'alive' and time.time() < deadline:
+            time.sleep(0.1)
+        return process_state(pid) != 'alive'
+
+    first, child = start()
+    second = command(*arguments, '--resume', cwd=tmp_path)
+    assert second.returncode == 2 and 'in use by another amsnet-train-folder' in second.stderr, second.stderr
+    first.kill()
+    first.wait()
+    assert wait_until_gone(child)
+
+    interrupted, child = start('--resume')
+    interrupted.send_signal(signal.SIGINT)
+    _, stderr = interrupted.communicate(timeout=60)
+    assert interrupted.returncode == 130 and stderr.strip() == 'amsnet-train-folder: interrupted', stderr
+    assert wait_until_gone(child)
+
+
+def test_the_command_hands_train_py_the_recipe(tmp_path, stand_in_trainer):
+    """Without --quick or --iters, amsnet-train-folder trains with train_folder.RECIPE: the options it hands train.py
+    build the recipe's denoiser (depth and width) at its learning rate for its iterations, and its denoise.yml names
+    that network. train.py is replaced by the stand-in of conftest, so nothing trains and no process starts."""
+    photos = tmp_path / 'photos'
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        write_noisy_photo(photos / f'img_{index}.png', 140, 140, rng)
     out = tmp_path / 'run'
     train_folder.run(train_folder.parse_args([str(photos), '--out', str(out), '--student-iters', '0', '--quiet']),
                      lambda message: None)
-    (options,) = handed
+    (options,) = stand_in_trainer
     network = demo.in_process_model(options, is_train=True).net_g
     convs = [module for module in network.modules() if isinstance(module, torch.nn.Conv2d)]
     assert len(convs) == train_folder.RECIPE['nb'] and convs[0].out_channels == train_folder.RECIPE['nc']

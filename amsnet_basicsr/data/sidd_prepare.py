@@ -20,7 +20,6 @@ import json
 import os
 import os.path as osp
 import re
-import shutil
 import struct
 import sys
 import time
@@ -30,12 +29,14 @@ import cv2
 import numpy as np
 
 from .. import image_io
-from ..errors import DataError, report
+from ..errors import AMSNetError, DataError, report
+from ..output_folder import remove_written
 
 NOISY_PATTERN = re.compile(r'^(?P<inst>\d{4})_NOISY_SRGB_(?P<capture>\d{3})\.png$', re.IGNORECASE)
 EXAMPLE_LAYOUT = ('SIDD_Medium_Srgb/Data/0001_001_S6_00100_00060_3200_L/0001_NOISY_SRGB_010.PNG '
                   '(and 0001_GT_SRGB_010.PNG beside it)')
 PARTIAL_SUFFIX = '.partial'
+INFO = 'prepare_sidd.json'  # written into every LMDB this command completes: --force replaces only those
 
 
 class LayoutError(DataError):
@@ -200,7 +201,8 @@ class _AtomicLmdb:
         self.partial_root = self.output + PARTIAL_SUFFIX
         if osp.exists(self.partial_root):
             print(f'Removing the unfinished build {self.partial_root} of an interrupted run.', flush=True)
-            shutil.rmtree(self.partial_root)
+            remove_written(self.partial_root, osp.join(osp.basename(self.output), 'meta_info.txt.partial'),
+                           'prepare_sidd.py')
         os.makedirs(self.partial_root)
         self.partial = osp.join(self.partial_root, osp.basename(self.output))
         self.maker = LmdbMaker(self.partial, map_size=map_size, compress_level=compress_level)
@@ -225,11 +227,11 @@ class _AtomicLmdb:
 
     def commit(self, info):
         self.maker.close()
-        with open(osp.join(self.partial, 'prepare_sidd.json'), 'w') as f:
+        with open(osp.join(self.partial, INFO), 'w') as f:
             json.dump(dict(info, crops=self.count), f, indent=2)
         os.replace(osp.join(self.partial, 'meta_info.txt.partial'), osp.join(self.partial, 'meta_info.txt'))
         if osp.exists(self.output):  # --force: the old LMDB stays usable until the new one is complete
-            shutil.rmtree(self.output)
+            remove_written(self.output, INFO, 'prepare_sidd.py')
         os.replace(self.partial, self.output)
         os.rmdir(self.partial_root)
 
@@ -252,6 +254,9 @@ def prepare_sidd(input_root, output, crop_size=512, step=384, workers=4, with_gt
             raise ValueError(f'output {path} must end with .lmdb (BasicSR LMDB convention)')
         if osp.exists(path) and not force:
             raise FileExistsError(f'{path} already exists; pass --force to rebuild it')
+        if osp.exists(path) and not osp.isfile(osp.join(path, INFO)):
+            raise FileExistsError(f'{path} was not written by prepare_sidd.py (no {INFO} in it): refusing to replace '
+                                  'it; choose another output')
 
     items = discover_sidd(input_root, with_gt=with_gt)
     if max_images is not None:
@@ -339,6 +344,6 @@ def main(argv=None):
         prepare_sidd(args.input, args.output, crop_size=args.crop_size, step=args.step, workers=args.workers,
                      with_gt=args.with_gt, gt_output=args.gt_output, compress_level=args.compress_level,
                      force=args.force, max_images=args.max_images)
-    except (LayoutError, OSError, ValueError) as error:  # FileExistsError is an OSError
+    except (AMSNetError, LayoutError, OSError, ValueError) as error:  # FileExistsError is an OSError
         return report('prepare_sidd.py', error)
     return 0

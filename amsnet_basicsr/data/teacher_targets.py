@@ -27,6 +27,7 @@ from .. import image_io
 from ..distill import TEACHER_INFO, teacher_output
 from ..errors import DataError, OptionError, SetupError, run_command
 from ..files import atomic_write
+from ..output_folder import remove_written
 from .sidd_prepare import png_header_size
 
 PARTIAL_SUFFIX = '.partial'
@@ -72,14 +73,18 @@ def prepare_targets(opt, *, force=False, device='cpu', progress=True, log=print)
         raise OptionError(f'datasets.train.dataroot_gt: {output} must end with .lmdb (BasicSR LMDB convention)')
     if osp.exists(output) and not force:
         raise SetupError(f'{output} exists; pass --force to rebuild it')
+    if osp.exists(output) and not osp.isfile(osp.join(output, TEACHER_INFO)):
+        raise SetupError(f'{output} was not written by amsnet-distill-prepare (no {TEACHER_INFO}): refusing to '
+                         'replace it; choose another datasets.train.dataroot_gt')
     keys = _lmdb_keys(source)
     from ..networks import build_teacher
     teacher, config = build_teacher(opt, device)
     weights = opt['path']['pretrain_network_teacher']
-    settings = dict(teacher=opt['network_teacher'], weights=osp.abspath(weights), weights_sha256=_file_digest(weights),
-                    param_key=opt['path'].get('param_key_teacher') or 'auto',
+    beside = osp.dirname(osp.abspath(output))  # paths relative to the output's folder: a moved folder still matches
+    settings = dict(teacher=opt['network_teacher'], weights=osp.relpath(osp.abspath(weights), beside),
+                    weights_sha256=_file_digest(weights), param_key=opt['path'].get('param_key_teacher') or 'auto',
                     scheme=json.loads(json.dumps(config, default=lambda value: value.__dict__)),
-                    source=osp.abspath(source), crops=len(keys))
+                    source=osp.relpath(osp.abspath(source), beside), crops=len(keys))
     partial_root = output + PARTIAL_SUFFIX
     partial = osp.join(partial_root, osp.basename(output))
     settings_path = osp.join(partial_root, 'settings.json')
@@ -88,7 +93,7 @@ def prepare_targets(opt, *, force=False, device='cpu', progress=True, log=print)
             log(f'continuing the interrupted build in {partial_root}')
         else:
             log(f'removing {partial_root}: an interrupted build with other settings')
-            shutil.rmtree(partial_root)
+            remove_written(partial_root, 'settings.json', 'amsnet-distill-prepare')
     os.makedirs(partial_root, exist_ok=True)
     atomic_write(settings_path, lambda handle: handle.write(json.dumps(settings, indent=2).encode()))
     source_env = lmdb.open(source, readonly=True, lock=False, readahead=False)
@@ -138,7 +143,7 @@ def prepare_targets(opt, *, force=False, device='cpu', progress=True, log=print)
     with open(osp.join(partial, TEACHER_INFO), 'w', encoding='utf-8') as handle:
         json.dump(settings, handle, indent=2)
     if osp.exists(output):  # --force: the old LMDB stays usable until the new one is complete
-        shutil.rmtree(output)
+        remove_written(output, TEACHER_INFO, 'amsnet-distill-prepare')
     os.replace(partial, output)
     shutil.rmtree(partial_root)
     seconds = time.perf_counter() - start
