@@ -151,6 +151,10 @@ class SchemeConfig:
                                   config.size_multiple)
             except ValueError as error:
                 raise OptionError(f'{key}.tile: {error}') from error
+            if not config.single_pass and config.tile.size < 2 * config.inference_stride:
+                # a PD sub-image of a narrower tile has one pixel along that side: a masked pixel keeps no neighbour
+                raise OptionError(f'{key}.tile: tile size {config.tile.size} must be at least 2 x test_stride = '
+                                  f'{2 * config.inference_stride} pixels for the mask scheme')
         return config
 
     @classmethod

@@ -217,3 +217,14 @@ def test_ctrl_c_is_one_line_exit_130_and_nothing_half_written(tmp_path, identity
     assert status == 130
     assert capsys.readouterr().err == 'amsnet-denoise: interrupted\n'
     assert list((tmp_path / 'out').iterdir()) == []
+
+
+def test_mask_scheme_tiles_narrower_than_two_pd_cells_are_refused():
+    """A tile of fewer than 2 x stride pixels leaves one pixel per PD sub-image side: a masked pixel would keep no
+    neighbour (a constant 8x8 photo came out 80 levels off at --tile 3 --tile-overlap 0)."""
+    from amsnet_basicsr.config import SchemeConfig
+    from amsnet_basicsr.errors import OptionError
+    with pytest.raises(OptionError, match='at least 2 x test_stride = 4 pixels'):
+        SchemeConfig.from_section({'tile': {'size': 3, 'overlap': 0}})
+    assert SchemeConfig.from_section({'tile': {'size': 4, 'overlap': 0}}).tile.size == 4
+    assert SchemeConfig.from_section({'single_pass': True, 'tile': {'size': 3, 'overlap': 0}}).tile.size == 3

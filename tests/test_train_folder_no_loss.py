@@ -235,3 +235,21 @@ def test_no_sequence_of_runs_removes_a_file_it_did_not_create(tmp_path, stand_in
             sentinels['run/user.txt'] = b'sentinel'
         now = snapshot(tmp_path)
         assert all(now.get(name) == content for name, content in sentinels.items()), step
+
+
+def test_an_unwritable_out_is_one_line_and_exit_2(tmp_path, photos, capsys):
+    (tmp_path / 'a_file').write_text('')
+    assert train_folder.main([str(photos), '--out', str(tmp_path / 'a_file' / 'run'), '--quick', '--quiet']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('amsnet-train-folder: error: ') and 'a_file' in err[0], err
+
+
+def test_a_moved_output_folder_still_denoises(tmp_path, photos, stand_in_trainer, monkeypatch, capsys):
+    from amsnet_basicsr import denoise
+    run(photos, tmp_path / 'run')
+    moved = tmp_path / 'moved'
+    os.rename(tmp_path / 'run', moved)
+    monkeypatch.chdir(photos)
+    assert denoise.main([str(photos / 'img_0.png'), str(tmp_path / 'denoised'), '-opt', str(moved / 'denoise.yml'),
+                         '--quiet']) == 0, capsys.readouterr().err
+    assert (tmp_path / 'denoised' / 'img_0.png').is_file()
