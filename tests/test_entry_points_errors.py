@@ -146,8 +146,7 @@ TEST_OPTION_CASES = {
         'network_g: MaskAwareDnCNN cannot be built from its arguments: MaskAwareDnCNN: nb (conv layers) must be >= 2, '
         'got -1'),
     'negative_width': ({'network_g': {**TINY_NET, 'nc': -1}},
-                       'network_g: DnCNN cannot be built from its arguments: Trying to create tensor with negative '
-                       'dimension -1'),
+                       'network_g: DnCNN cannot be built from its arguments: '),  # then torch's own words
     'no_save_img': ({'val': {'suffix': 'out'}}, 'val.save_img must be true or false, got None'),
 }
 
