@@ -34,6 +34,7 @@ setup(
     },
     entry_points={
         'console_scripts': [
+            'amsnet=amsnet_basicsr.cli:main',
             'amsnet-train=amsnet_basicsr.pipelines:train_main',
             'amsnet-test=amsnet_basicsr.pipelines:test_main',
             'amsnet-demo=amsnet_basicsr.demo:main',

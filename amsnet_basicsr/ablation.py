@@ -57,8 +57,8 @@ import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must
 from amsnet_basicsr import baselines, demo_data, scheme
 from amsnet_basicsr.image_io import read_rgb
 from amsnet_basicsr.errors import DataError, run_command
-from amsnet_basicsr.demo import (evaluate, in_process_model, scores, steps_per_second, to_tensor, to_uint8,
-                                 train_in_process)
+from amsnet_basicsr.demo import evaluate, scores, steps_per_second, train_in_process
+from amsnet_basicsr.recipes import cosine_schedule, in_process_model, to_tensor, to_uint8, train_section
 from amsnet_basicsr.metrics import calculate_checkerboard
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import imwrite
@@ -234,27 +234,28 @@ def matched_crop(crop, batch, unit):
 
 
 def model_options(model, network, config, *, multiple, iters, finetune=False):
-    """BasicSR options of the run: B (``AMSNetModel``, stage ``mask``, L_m), P (stage ``finetune``, L_t with
-    lambda = ``model.finetune_lambda``) or AP-BSN (``APBSNModel``, L1 to the noisy input); AdamW with BasicSR's
-    cosine decay over ``iters`` to 2 % of the initial rate; R^3 off (switched on for the -E rows at test time)."""
+    """BasicSR options of the run: B (``AMSNetModel``, stage ``mask``, L_m, Eq. 4), P (stage ``finetune``, L_t,
+    Eq. 9-10, with lambda = ``model.finetune_lambda``) or AP-BSN (``APBSNModel``, L1 to the noisy input); AdamW with
+    BasicSR's cosine decay over ``iters`` to 2 % of the initial rate; R^3 off (switched on for the -E rows at test
+    time). The ablation's own recipe (in-process runs on random crops: no datasets, validation or logger), with the
+    ``train`` section of :mod:`amsnet_basicsr.recipes`."""
     lr = config.finetune_lr if finetune else config.lr
     if model.scheme == 'apbsn':
-        model_type, stage, loss = 'APBSNModel', {}, {'type': 'L1Loss'}
+        model_type, stage, loss = 'APBSNModel', 'apbsn', {'type': 'L1Loss'}
     elif finetune:
-        model_type, stage = 'AMSNetModel', {'stage': 'finetune'}
+        model_type, stage = 'AMSNetModel', 'finetune'
         loss = {'type': 'FinetuneLoss', 'smoothness_weight': model.finetune_lambda}
     else:
-        model_type, stage, loss = 'AMSNetModel', {'stage': 'mask'}, {'type': 'MaskedL1Loss'}
+        model_type, stage, loss = 'AMSNetModel', 'mask', {'type': 'MaskedL1Loss'}
+    optimizer = {'type': 'AdamW', 'lr': lr, 'betas': [0.9, 0.999], 'weight_decay': 0}
     return {'name': 'ablation', 'model_type': model_type, 'num_gpu': 0, 'manual_seed': config.seed, 'scale': 1,
             'amsnet': {'train_stride': config.train_stride, 'test_stride': config.test_stride,
                        'num_branches': model.num_branches, 'masks_per_pixel': model.masks_per_pixel,
                        'size_multiple': multiple, 'seed': config.seed,
                        'r3': {'enabled': False, 'times': config.r3_times, 'prob': config.r3_prob}},
             'network_g': dict(network), 'path': {'pretrain_network_g': None, 'strict_load_g': True},
-            'train': {**stage, 'optim_g': {'type': 'AdamW', 'lr': lr, 'betas': [0.9, 0.999], 'weight_decay': 0},
-                      'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [iters], 'restart_weights': [1],
-                                    'eta_min': 0.02 * lr},
-                      'total_iter': iters, 'warmup_iter': -1, 'pixel_opt': loss}}
+            'train': train_section(stage, optimizer=optimizer, scheduler=cosine_schedule(iters, 0.02 * lr),
+                                   iters=iters, loss=loss)}
 
 
 def train(images, model, network, config, *, multiple, finetune=False, initial_state=None):

@@ -7,9 +7,9 @@ pick a checkpoint the way the authors do (SIDD validation PSNR). The masked hold
 of the single-mask training forward (Eq. 2-3, PD at ``amsnet.train_stride``) on a noisy validation image that is
 never trained on, with a fixed mask seeded by ``amsnet.seed`` (``AMSNetModel.masked_holdout_loss``, the metric
 ``masked_holdout`` of :mod:`amsnet_basicsr.submission`). This module trains the demo's model
-(:func:`amsnet_basicsr.demo.train_options`: variant B-E, MaskAwareDnCNN, noisy LMDB of the training photos) in this
-process, keeps the weights every ``--every`` iterations, and scores every kept state on the demo's validation block
-(:mod:`amsnet_basicsr.demo_data`) with
+(:func:`amsnet_basicsr.recipes.mask_stage_options`: variant B-E, MaskAwareDnCNN, noisy LMDB of the training photos)
+in this process, keeps the weights every ``--every`` iterations, and scores every kept state on the demo's validation
+block (:mod:`amsnet_basicsr.demo_data`) with
 
 * the masked hold-out loss of its NOISY half (what a user without clean images can compute), and
 * the PSNR of the model's inference (MMDB at the test stride, Eq. 6-8, then R3, as the demo validates) to its
@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
-from amsnet_basicsr import demo
+from amsnet_basicsr import demo, recipes
 from amsnet_basicsr.errors import AMSNetError, report
 from basicsr.data import build_dataset
 from basicsr.utils import set_random_seed
@@ -43,7 +43,7 @@ def train_checkpoints(options, iters, every, seed, log=print):
     rate update, ``feed_data``, ``optimize_parameters``); returns ``[(iteration, state_dict, mean training loss of
     the last `every` steps)]`` every ``every`` iterations."""
     set_random_seed(seed)
-    model = demo.in_process_model(options, is_train=True)
+    model = recipes.in_process_model(options, is_train=True)
     dataset = build_dataset({**options['datasets']['train'], 'phase': 'train', 'scale': 1})
     loader = DataLoader(dataset, batch_size=options['datasets']['train']['batch_size_per_gpu'], shuffle=True,
                         num_workers=0, drop_last=True, generator=torch.Generator().manual_seed(seed))
@@ -69,8 +69,8 @@ def score_checkpoint(options, state_dict, blocks):
     """(masked hold-out loss of the noisy blocks, PSNR of the model's inference to the clean blocks), each the
     mean over ``blocks`` ([(key, noisy, clean)] of :mod:`amsnet_basicsr.demo_data`). The hold-out loss reads
     only the noisy block."""
-    model = demo.in_process_model(options, is_train=False, state_dict=state_dict)
-    holdout = float(np.mean([model.masked_holdout_loss(demo.to_tensor(noisy)) for _, noisy, _ in blocks]))
+    model = recipes.in_process_model(options, is_train=False, state_dict=state_dict)
+    holdout = float(np.mean([model.masked_holdout_loss(recipes.to_tensor(noisy)) for _, noisy, _ in blocks]))
     psnr = float(np.mean([result['psnr'] for result in demo.evaluate(model, blocks)]))
     return holdout, psnr
 
@@ -108,9 +108,9 @@ def run(iters, every, seed=0, out=None, log=print):
     ``{'rows': [...], 'correlations': {...}, ...}``."""
     with tempfile.TemporaryDirectory(prefix='amsnet_ranking_') as temp:
         out = out or temp
-        config = dict(demo.CONFIGS['full'])
+        config = dict(recipes.RECIPES['full'])
         data = demo.build_data(out, config, seed, log)
-        options = demo.train_options(config, data, seed=seed, iters=iters)
+        options = recipes.mask_stage_options(config, data, seed=seed, iters=iters)
         start = time.time()
         checkpoints = train_checkpoints(options, iters, every, seed, log)
         train_seconds = time.time() - start

@@ -10,6 +10,11 @@ One integer rule for every integer option of this package: an int, or an integra
 ``!!float 5e3`` (bools are refused). ``null`` means "not set": ``chunk_size: null`` runs all denoiser passes in
 one batch, ``tile: {size: null}`` processes the image whole.
 
+``size_multiple: auto`` (the default) is the denoiser's own requirement: the side every PD sub-image (and tile) is
+padded to a multiple of, read from the built network (:func:`amsnet_basicsr.archs.size_multiple`: spandrel's
+declaration for the spandrel classes, a fact beside each of this package's architectures) by
+:meth:`SchemeConfig.resolved`; an integer overrides it.
+
 ``chunk_size: auto`` (the default) sizes each denoiser call by a pixel budget of the device it runs on
 (:data:`CHUNK_PIXELS`): on a CPU, calls of more than ~2 images of 256x256 are slower per pixel (measured with
 ``scripts/benchmark_inference.py``, ``docs/benchmarks.md``), while a GPU wants larger batches.
@@ -113,7 +118,7 @@ class SchemeConfig:
     test_stride: int = 2
     num_branches: int = 2
     masks_per_pixel: int = 1
-    size_multiple: int = 1
+    size_multiple: Union[int, str] = 'auto'
     chunk_size: Union[int, str, None] = 'auto'
     seed: int = 0
     r3: R3Config = field(default_factory=R3Config)
@@ -124,7 +129,12 @@ class SchemeConfig:
         """Validate an ``amsnet:`` mapping (None: all defaults); errors name the key and the allowed values."""
         values = {**{item.name: getattr(cls(), item.name) for item in fields(cls)}, **_mapping(section, key, cls)}
         integers = {name: require_integer(values[name], f'{key}.{name}', 1)
-                    for name in ('train_stride', 'test_stride', 'num_branches', 'masks_per_pixel', 'size_multiple')}
+                    for name in ('train_stride', 'test_stride', 'num_branches', 'masks_per_pixel')}
+        size_multiple = values['size_multiple']
+        if size_multiple != 'auto':
+            if not is_integer(size_multiple, 1):
+                raise OptionError(f'{key}.size_multiple must be auto or an integer >= 1, got {size_multiple!r}')
+            size_multiple = int(size_multiple)
         chunk_size = values['chunk_size']
         if chunk_size is not None and chunk_size != 'auto':
             if not is_integer(chunk_size, 1):
@@ -134,7 +144,7 @@ class SchemeConfig:
             if not isinstance(values[name], bool):
                 raise OptionError(f'{key}.{name} must be true or false, got {values[name]!r}')
         config = cls(**integers, single_pass=values['single_pass'], self_ensemble=values['self_ensemble'],
-                     chunk_size=chunk_size,
+                     size_multiple=size_multiple, chunk_size=chunk_size,
                      seed=require_integer(values['seed'], f'{key}.seed'),
                      r3=values['r3'] if isinstance(values['r3'], R3Config) else R3Config.from_section(
                          values['r3'], f'{key}.r3'),
@@ -146,9 +156,9 @@ class SchemeConfig:
             raise OptionError(f'{key}.masks_per_pixel (m) must be an integer in [1, k-1] = [1, '
                               f'{config.num_branches - 1}] (mask ratio m/k), got {config.masks_per_pixel!r}')
         if config.tile.size is not None:
-            try:
+            try:  # with size_multiple auto: checked again with the network's own by resolved()
                 tiling.plan_tiles(1, 1, config.tile.size, config.tile.overlap, config.inference_stride,
-                                  config.size_multiple)
+                                  1 if size_multiple == 'auto' else size_multiple)
             except ValueError as error:
                 raise OptionError(f'{key}.tile: {error}') from error
             if not config.single_pass and config.tile.size < 2 * config.inference_stride:
@@ -161,6 +171,30 @@ class SchemeConfig:
     def from_options(cls, opt):
         """The ``amsnet:`` section of a parsed options dict."""
         return cls.from_section(opt.get('amsnet'))
+
+    def resolved(self, net, key='amsnet'):
+        """This config with ``size_multiple: auto`` replaced by the size multiple of the denoiser ``net``
+        (:func:`amsnet_basicsr.archs.size_multiple`) and validated again (the tile must fit the new unit); ``self``
+        when it holds an integer. Errors are :class:`OptionError` naming ``key``."""
+        if self.size_multiple != 'auto':
+            return self
+        from .archs import size_multiple  # the registered architectures (BasicSR), only when a network is at hand
+        try:
+            multiple = size_multiple(net)
+        except ValueError as error:
+            raise OptionError(f'{key}.size_multiple: {error}') from error
+        return self.with_size_multiple(multiple, key)
+
+    def with_size_multiple(self, multiple, key='amsnet'):
+        """This config with ``size_multiple`` set to ``multiple``, validated again; errors name ``key``."""
+        return type(self).from_section({**{item.name: getattr(self, item.name) for item in fields(self)},
+                                        'size_multiple': multiple}, key)
+
+    def _multiple(self):
+        if self.size_multiple == 'auto':
+            raise ValueError('amsnet.size_multiple is auto: resolve it against the network first '
+                             '(SchemeConfig.resolved(net))')
+        return self.size_multiple
 
     @property
     def inference_stride(self):
@@ -178,10 +212,10 @@ class SchemeConfig:
         """Keyword arguments of :func:`amsnet_basicsr.tiling.denoise_image` (all but the mask source) for inference
         on a device of ``device_type``."""
         if self.single_pass:
-            return dict(single_pass=True, self_ensemble=self.self_ensemble, stride=1, multiple=self.size_multiple,
+            return dict(single_pass=True, self_ensemble=self.self_ensemble, stride=1, multiple=self._multiple(),
                         **self.chunk_kwargs(device_type), tile_size=self.tile.size, overlap=self.tile.overlap,
                         tile_batch=self.tile.batch)
         return dict(self_ensemble=self.self_ensemble, stride=self.test_stride, num_branches=self.num_branches,
-                    masks_per_pixel=self.masks_per_pixel, multiple=self.size_multiple, **self.chunk_kwargs(device_type),
+                    masks_per_pixel=self.masks_per_pixel, multiple=self._multiple(), **self.chunk_kwargs(device_type),
                     refine_times=self.r3.times if self.r3.enabled else 0, refine_prob=self.r3.prob,
                     tile_size=self.tile.size, overlap=self.tile.overlap, tile_batch=self.tile.batch)

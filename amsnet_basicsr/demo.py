@@ -10,8 +10,9 @@
    schedule, R3) is written as a noisy/clean PNG pair for BasicSR's validation during training; the test blocks stay
    in memory and are looked at once, after training.
 
-2. Writes a BasicSR options file (:func:`train_options`, ``model_type: AMSNetModel``, ``NoisyImageDataset`` on the
-   LMDB, a small denoiser) into the output folder and trains by running ``amsnet_basicsr/train.py -opt <yml>`` in a
+2. Writes a BasicSR options file (``RECIPES['full']`` through :func:`~amsnet_basicsr.recipes.mask_stage_options`:
+   ``model_type: AMSNetModel``, ``NoisyImageDataset`` on the LMDB, a small denoiser) into the output folder and
+   trains by running ``python -m amsnet_basicsr.train -opt <yml>`` (:func:`~amsnet_basicsr.recipes.train`) in a
    subprocess, with the output folder as the working directory (``experiments/`` and ``tb_logger/`` land there).
    The training curve (L_m and validation PSNR) is read from the run's TensorBoard event file.
 
@@ -22,10 +23,11 @@
    validation block; writes side-by-side PNGs (noisy | NLM | BM3D | AMSNet-B-E | AMSNet-D | clean), ``results.md``,
    ``results.json`` and the training curve (L_m and validation PSNR vs iteration) as ``curve.csv`` and ``curve.png``.
 
-4. Distils the trained B-E model into a single-pass student (stage ``distill``, AMSNet-D, :func:`distill_options`):
-   the teacher's outputs on the noisy training tiles are precomputed into an LMDB, a 1.1 M-parameter NAFNet learns
-   noisy -> teacher output with ``train.py``, and the student is scored on the same held-apart blocks beside
-   the teacher, with seconds per block (one pass instead of 18).
+4. Distils the trained B-E model into a single-pass student (stage ``distill``, AMSNet-D,
+   :func:`~amsnet_basicsr.recipes.distill_stage_options`): the teacher's outputs on the noisy training tiles are
+   precomputed into an LMDB, a 1.1 M-parameter NAFNet learns noisy -> teacher output with ``train.py``, and the
+   student is scored on the same held-apart blocks beside the teacher, with seconds per block (one pass instead of
+   18).
 
 Why the settings differ from the paper's: the authors' Restormer/DnCNN, 160-px crops and PD stride 5
 end below their noisy input after a CPU's few minutes (and so did plain DnCNN / U-Net variants tried here). The
@@ -36,71 +38,33 @@ demo noise allows: its correlation (bilinear demosaic) is ~0.6 at distance 1, ~0
 SIDD's longer-range correlation needs stride 5. The table also reports the untrained network (the plain
 neighbour mean) so that the part of the gain that training brings is visible.
 
-The helpers :func:`in_process_model`, :func:`train_in_process`, :func:`steps_per_second`, :func:`to_uint8`,
-:func:`scores` and :func:`evaluate` are shared with :mod:`amsnet_basicsr.ablation` and
-:mod:`amsnet_basicsr.checkpoint_ranking`.
+Its settings and options builders live in :mod:`amsnet_basicsr.recipes`. The helpers :func:`train_in_process`,
+:func:`steps_per_second`, :func:`scores` and :func:`evaluate` are shared with :mod:`amsnet_basicsr.ablation`,
+:mod:`amsnet_basicsr.checkpoint_ranking` and :mod:`amsnet_basicsr.shift_bench`.
 """
 import argparse
-import contextlib
 import copy
 import json
 import math
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
-import cv2
 import numpy as np
 import torch
-import yaml
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
 from amsnet_basicsr import baselines, demo_data, output_folder
-from amsnet_basicsr.errors import SetupError, run_command
+from amsnet_basicsr.errors import run_command
+from amsnet_basicsr.recipes import (MASK_EXPERIMENT, RECIPES, STUDENT_EXPERIMENT, distill_stage_options,
+                                    in_process_model, mask_stage_options, pack_noisy_tiles, to_tensor, to_uint8,
+                                    train, write_options, write_png)
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
-from basicsr.models import build_model
-from basicsr.utils import img2tensor, imwrite, tensor2img
-from basicsr.utils.lmdb_util import make_lmdb_from_imgs
-
-EXPERIMENT = 'AMSNet_demo'
-
-# Settings chosen on the validation image only (see the module docstring and train_options). ``quick`` is a tiny
-# configuration for the test-suite (runs in seconds; it checks that the pipeline works, not that it denoises well).
-CONFIGS = {
-    'full': dict(train_tile=128, max_train_side=512, max_eval_side=512, crop=60, batch=8, iters=2000, lr=3e-3,
-                 nc=16, nb=4, train_stride=2, test_stride=2, val_block=256, test_block=256, r3_times=8,
-                 train_images=demo_data.TRAIN_IMAGES, test_images=demo_data.TEST_IMAGES, max_test_blocks=3,
-                 student_width=16, student_crop=64, student_batch=8, student_iters=400, student_lr=2e-3),
-    'quick': dict(train_tile=64, max_train_side=96, max_eval_side=96, crop=32, batch=4, iters=20, lr=3e-3, nc=8,
-                  nb=3, train_stride=2, test_stride=2, val_block=48, test_block=64, r3_times=2,
-                  train_images=demo_data.TRAIN_IMAGES[:2], test_images=demo_data.TEST_IMAGES[:1], max_test_blocks=2,
-                  student_width=4, student_crop=32, student_batch=4, student_iters=10, student_lr=2e-3),
-}
-STUDENT_EXPERIMENT = 'AMSNet_D_demo'
-
+from basicsr.utils import imwrite, tensor2img
 
 # ----------------------------------------------------------------------------------------------- shared helpers
-def to_tensor(image):
-    """(H, W, 3) float RGB in [0, 1] -> (1, 3, H, W) float32 tensor (``basicsr.utils.img2tensor``)."""
-    return img2tensor(np.ascontiguousarray(image), bgr2rgb=False, float32=True)[None]
-
-
-def in_process_model(options, *, is_train, r3_enabled=None, state_dict=None):
-    """``build_model`` on a ``train.py`` options dict in this process (one process, no DDP), optionally with R^3
-    switched on or off (``amsnet.r3.enabled``) and the denoiser's weights replaced by ``state_dict``."""
-    opt = copy.deepcopy(options)
-    opt.update(is_train=is_train, dist=False, rank=0, world_size=1)
-    if r3_enabled is not None:
-        opt['amsnet']['r3'] = {**opt['amsnet'].get('r3', {}), 'enabled': r3_enabled}
-    model = build_model(opt)
-    if state_dict is not None:
-        model.net_g.load_state_dict(state_dict)
-    return model
-
-
 def steps_per_second(model, batch, *, steps=12, warmup=2, clock=time.perf_counter):
     """Training speed of ``model`` on ``batch``: the median time of its own ``optimize_parameters`` (the steps
     after ``warmup``), measured with ``clock``. The model is trained by these steps: use a throwaway one."""
@@ -125,11 +89,6 @@ def train_in_process(model, batches, *, warmup_iter=-1, after_step=None):
             after_step(iteration)
 
 
-def to_uint8(image):
-    """(H, W, 3) float RGB in [0, 1] -> uint8 BGR, quantised by ``basicsr.utils.tensor2img`` (clamp, x255, round)."""
-    return tensor2img(to_tensor(image))
-
-
 def scores(image, reference):
     """(PSNR, SSIM) of uint8 images with BasicSR's metrics, crop_border 0 (the paper's convention)."""
     return calculate_psnr(image, reference, crop_border=0), calculate_ssim(image, reference, crop_border=0)
@@ -149,43 +108,13 @@ def evaluate(model, blocks):
 
 
 # ----------------------------------------------------------------------------------------------- data
-def write_png(path, image, bits=8):
-    """Write a float RGB image in [0, 1] as an 8-bit (``basicsr.utils.tensor2img``) or 16-bit PNG."""
-    if bits == 8:
-        imwrite(to_uint8(image), path)
-    else:
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-        if not cv2.imwrite(path, np.rint(np.clip(image[..., ::-1], 0, 1) * 65535).astype(np.uint16)):
-            raise OSError(f'cannot write {path}')
-
-
-def pack_noisy_tiles(named_images, tiles_dir, lmdb_path, tile, bits=None):
-    """Cut every (name, noisy float RGB image) into non-overlapping ``tile`` x ``tile`` tiles (centred), write them as
-    PNGs into ``tiles_dir`` (8-bit, or 16-bit for the names that ``bits`` maps to 16) and pack them into the BasicSR
-    LMDB ``lmdb_path`` (``basicsr.utils.lmdb_util.make_lmdb_from_imgs``, its console output kept off the terminal);
-    returns the keys ``<name>_<top>_<left>``."""
-    keys = []
-    for name, noisy in named_images:
-        for top, left in demo_data.block_corners(*noisy.shape[:2], size=tile):
-            key = f'{name}_{top:04d}_{left:04d}'  # no dots: basicsr parses keys with split('.')
-            write_png(osp.join(tiles_dir, key + '.png'), noisy[top:top + tile, left:left + tile],
-                      bits=(bits or {}).get(name, 8))
-            keys.append(key)
-    # map_size: raw size of every tile + headroom (the default estimate can overflow).
-    os.makedirs(osp.dirname(osp.abspath(lmdb_path)), exist_ok=True)
-    with open(os.devnull, 'w') as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        make_lmdb_from_imgs(tiles_dir, lmdb_path, [key + '.png' for key in keys], keys,
-                            map_size=len(keys) * tile * tile * 3 * 8 + 2 ** 24, multiprocessing_read=False)
-    return keys
-
-
 def build_data(out, config, seed, log=print):
     """Write the noisy training LMDB and the validation PNG pair under ``out/data``; keep the rest in memory."""
     data = osp.join(out, 'data')
-    train = demo_data.training_images(seed=seed, max_side=config['max_train_side'], names=config['train_images'])
+    photos = demo_data.training_images(seed=seed, max_side=config['max_train_side'], names=config['train_images'])
     tile = config['train_tile']
     lmdb_path = osp.join(data, 'train_noisy.lmdb')
-    keys = pack_noisy_tiles(train, osp.join(data, 'train_noisy_tiles'), lmdb_path, tile)
+    keys = pack_noisy_tiles(photos, osp.join(data, 'train_noisy_tiles'), lmdb_path, tile)
     log(f'training set: {len(keys)} noisy {tile}x{tile} tiles of {", ".join(config["train_images"])} -> {lmdb_path}')
     val = demo_data.validation_blocks(seed=seed, max_side=config['max_eval_side'], block=config['val_block'])
     val_folders = {kind: osp.join(data, 'val', kind) for kind in ('noisy', 'clean')}
@@ -196,101 +125,7 @@ def build_data(out, config, seed, log=print):
                                  limit=config['max_test_blocks'], names=config['test_images'])
     log(f'validation (tuning only): {len(val)} block of {demo_data.VAL_IMAGE}; held-apart test: {len(test)} '
         f'blocks of {", ".join(config["test_images"])}')
-    return dict(lmdb=lmdb_path, val_folders=val_folders, train=train, val=val, test=test)
-
-
-# ----------------------------------------------------------------------------------------------- options
-def validation_frequency(iters):
-    """Five validations (and the curve's points) per run, whatever its length."""
-    return max(1, iters // 5)
-
-
-def train_options(config, data, *, seed, iters):
-    """The demo's BasicSR options (variant B-E: mask-stage training with L_m, Eq. 2-4; MMDB at the test stride,
-    Eq. 6-8, then R3 at test time), chosen on the validation image only:
-
-    * ``amsnet.train_stride`` 2: the paper uses 5 because SIDD's noise stays correlated over several pixels; the
-      demo noise's correlation is ~0.6 at distance 1, ~0.15 at 2 and ~0 from 3 on
-      (``camera_noise.noise_correlation``). Stride 2 removes the strong distance-1 correlation, keeps 2.25x more
-      pixels per sub-image than stride 3 and equals the test stride. On the validation image MMDB reached 23.4 dB
-      after 400 iterations at train stride 2 vs 22.6 dB after 350 at stride 3 (photos at 1x, 6-layer 32-channel
-      MaskAwareDnCNN); plain DnCNNs at stride 2 or 3 stayed below 21 dB after 400-800 iterations.
-    * ``num_branches`` k = 2: 50 % of the pixels masked per branch, the paper's best ratio (Fig. 10).
-    * R3 (T = ``r3_times``, p = 0.16, Sec. 3.3): +0.45 dB over MMDB alone on the validation image.
-    * ``network_g``: ``MaskAwareDnCNN`` (input -> [x, valid, mean of the unmasked 3x3 neighbours] -> ``nb`` conv
-      layers -> residual on the mean); plain DnCNN / U-Net need far more than a CPU's minutes to learn what a
-      zeroed pixel means.
-    * small crops buy iterations on a CPU; the LMDB holds NOISY tiles only; ``num_gpu: 0`` (a CPU demo).
-    * ``logger.use_tb_logger``: the run's TensorBoard event file is where :func:`read_curve` finds the curve; only
-      the final ``net_g_latest.pth`` is saved.
-    """
-    val_name = f'demo_val_{demo_data.VAL_IMAGE}'
-    return {
-        'name': EXPERIMENT, 'model_type': 'AMSNetModel', 'num_gpu': 0, 'manual_seed': seed, 'scale': 1,
-        'amsnet': {'train_stride': config['train_stride'], 'test_stride': config['test_stride'], 'num_branches': 2,
-                   'masks_per_pixel': 1, 'size_multiple': 1, 'chunk_size': None, 'seed': seed,
-                   'r3': {'enabled': True, 'times': config['r3_times'], 'prob': 0.16}},
-        'datasets': {
-            'train': {'name': 'demo_noisy_tiles', 'type': 'NoisyImageDataset', 'dataroot_lq': osp.abspath(data['lmdb']),
-                      'io_backend': {'type': 'lmdb'}, 'crop_size': config['crop'], 'use_hflip': True, 'use_rot': True,
-                      'num_worker_per_gpu': 0, 'batch_size_per_gpu': config['batch'], 'dataset_enlarge_ratio': 100,
-                      'prefetch_mode': None},
-            'val': {'name': val_name, 'type': 'PairedImageDataset',
-                    'dataroot_gt': osp.abspath(data['val_folders']['clean']),
-                    'dataroot_lq': osp.abspath(data['val_folders']['noisy']), 'filename_tmpl': '{}',
-                    'io_backend': {'type': 'disk'}}},
-        'network_g': {'type': 'MaskAwareDnCNN', 'in_nc': 3, 'out_nc': 3, 'nc': config['nc'], 'nb': config['nb']},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': {'stage': 'mask', 'ema_decay': 0,
-                  'optim_g': {'type': 'Adam', 'lr': config['lr'], 'betas': [0.9, 0.999], 'weight_decay': 0},
-                  'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [iters], 'restart_weights': [1],
-                                'eta_min': 1e-5},
-                  'total_iter': iters, 'warmup_iter': -1, 'pixel_opt': {'type': 'MaskedL1Loss', 'loss_weight': 1.0}},
-        'val': {'val_freq': validation_frequency(iters), 'save_img': False,
-                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}},
-        'logger': {'print_freq': max(1, iters // 20), 'save_checkpoint_freq': 10 ** 9, 'use_tb_logger': True},
-    }
-
-
-def distill_options(config, data, teacher_options, teacher_weights, *, seed, iters):
-    """The demo's stage ``distill`` (AMSNet-D): the trained B-E model is the frozen teacher (``network_teacher``,
-    its ``amsnet`` section as ``amsnet_teacher``); its outputs on the noisy training tiles are precomputed into
-    ``data/train_teacher.lmdb`` (:mod:`amsnet_basicsr.data.teacher_targets`) and read with the noisy tiles by
-    BasicSR's ``PairedImageDataset``; the student is spandrel's NAFNet (width ``student_width``: 16 is the
-    ~1.1 M-parameter student of the shipped SIDD options), L1 to the targets, Adam with cosine decay, run once per
-    image at test time. Nothing clean is read: the validation pair only feeds the logged PSNR."""
-    options = copy.deepcopy(teacher_options)
-    options.update(name=STUDENT_EXPERIMENT, manual_seed=seed, amsnet={'single_pass': True, 'tile': {'size': None}},
-                   amsnet_teacher=copy.deepcopy(teacher_options['amsnet']),
-                   network_teacher=copy.deepcopy(teacher_options['network_g']))
-    options['network_g'] = {'type': 'NAFNet', 'img_channel': 3, 'width': config['student_width'], 'middle_blk_num': 1,
-                            'enc_blk_nums': [1, 1, 1, 1], 'dec_blk_nums': [1, 1, 1, 1]}
-    options['datasets']['train'] = {
-        'name': 'demo_noisy_tiles_and_teacher_targets', 'type': 'PairedImageDataset',
-        'dataroot_lq': osp.abspath(data['lmdb']), 'dataroot_gt': osp.abspath(data['teacher_lmdb']),
-        'io_backend': {'type': 'lmdb'}, 'gt_size': config['student_crop'], 'scale': 1, 'use_hflip': True,
-        'use_rot': True, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': config['student_batch'],
-        'dataset_enlarge_ratio': 100, 'prefetch_mode': None}
-    options['path'] = {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None,
-                       'pretrain_network_teacher': osp.abspath(teacher_weights),
-                       'ignore_resume_networks': ['network_teacher']}
-    options['train'] = {'stage': 'distill', 'ema_decay': 0,
-                        'optim_g': {'type': 'Adam', 'lr': config['student_lr'], 'betas': [0.9, 0.999]},
-                        'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [iters], 'restart_weights': [1],
-                                      'eta_min': 1e-5},
-                        'total_iter': iters, 'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}}
-    options['val'] = {**options['val'], 'val_freq': validation_frequency(iters)}
-    options['logger'] = {'print_freq': max(1, iters // 20), 'save_checkpoint_freq': 10 ** 9, 'use_tb_logger': False}
-    return options
-
-
-def write_options(out, options, name='train_demo.yml'):
-    path = osp.join(out, name)
-    with open(path, 'w') as handle:
-        handle.write('# AMSNet embedded demo, written by `python -m amsnet_basicsr.demo` '
-                     '(the settings are explained in amsnet_basicsr.demo.train_options)\n')
-        yaml.safe_dump(options, handle, sort_keys=False)
-    return path
+    return dict(lmdb=lmdb_path, val_folders=val_folders, train=photos, val=val, test=test)
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -307,48 +142,6 @@ def iterations_for_minutes(options, data, minutes):
     # BasicSR adds data loading and logging (~10%); its start-up and the validations are not in the budget.
     rate *= 0.9
     return max(10, int(minutes * 60 * rate)), rate
-
-
-def _die_with_parent():
-    """In the training child, before exec: Linux sends it SIGTERM when its parent dies (PR_SET_PDEATHSIG), so a killed
-    command never leaves a trainer running on its folder."""
-    import ctypes
-    import signal
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-
-def train(out, options_path, log=print, extra=(), keep_fds=()):
-    """Run the package's train entry point as a subprocess in ``out`` (with the flags ``extra``, e.g.
-    ``--auto_resume``); its output is kept in train_stdout.log. The child inherits the file descriptors ``keep_fds``
-    (a folder lock: :mod:`amsnet_basicsr.output_folder`), dies with this process and is stopped when this process is
-    interrupted."""
-    train_script = osp.join(osp.dirname(osp.abspath(__file__)), 'train.py')
-    repo_root = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    env = dict(os.environ)
-    env['PYTHONPATH'] = repo_root + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
-    # The demo's convolutions are tiny: one thread was 4x faster than two on the shared 2-core CPU it was tuned on.
-    env.setdefault('OMP_NUM_THREADS', '1')
-    command = [sys.executable, train_script, '-opt', osp.abspath(options_path), *extra]
-    log_path = osp.join(out, 'train_stdout.log')
-    shown = ('[epoch:', '# psnr', '# holdout', 'error', 'Error', 'Traceback')
-    with open(log_path, 'a') as handle:
-        process = subprocess.Popen(command, cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, bufsize=1, pass_fds=tuple(keep_fds),
-                                   preexec_fn=_die_with_parent if sys.platform == 'linux' else None)
-        log(f'training (pid {process.pid}): ' + ' '.join(command))
-        try:
-            for line in process.stdout:
-                handle.write(line)
-                if any(word in line for word in shown):
-                    log('  | ' + line.rstrip())
-            code = process.wait()
-        except BaseException:
-            process.terminate()
-            process.wait()
-            raise
-    if code != 0:
-        raise SetupError(f'training failed (exit status {code}); see {log_path}')
 
 
 def read_curve(out, options):
@@ -485,7 +278,7 @@ def run_demo(argv=None):
         os.makedirs(seed_out)
         summaries.append(run_seed(args, seed_out, seed, log, time.time()))
     summary = seeds_summary(summaries, total_seconds=time.time() - start)
-    table = write_seeds_report(out, summary, CONFIGS['quick' if args.quick else 'full']['test_images'])
+    table = write_seeds_report(out, summary, RECIPES['quick' if args.quick else 'full']['test_images'])
     print(table, flush=True)
     return summary
 
@@ -527,15 +320,16 @@ def write_seeds_report(out, summary, test_images):
 
 def run_seed(args, out, seed, log, start):
     """One demo run with ``seed`` in ``out`` (data, options, training, held-apart evaluation, reports)."""
-    config = CONFIGS['quick' if args.quick else 'full']
+    config = RECIPES['quick' if args.quick else 'full']
     data = build_data(out, config, seed, log)
     iters = args.iters or config['iters']
     if args.minutes is not None:
         torch.manual_seed(seed)
-        iters, rate = iterations_for_minutes(train_options(config, data, seed=seed, iters=iters), data, args.minutes)
+        iters, rate = iterations_for_minutes(mask_stage_options(config, data, seed=seed, iters=iters), data,
+                                             args.minutes)
         log(f'measured {rate:.1f} it/s -> {iters} iterations for {args.minutes} min of training')
-    options = train_options(config, data, seed=seed, iters=iters)
-    options_path = write_options(out, options)
+    options = mask_stage_options(config, data, seed=seed, iters=iters)
+    options_path = write_options(out, options, 'train_demo.yml')
     log(f'options: {options_path}')
 
     train_start = time.time()
@@ -544,7 +338,7 @@ def run_seed(args, out, seed, log, start):
     curve = read_curve(out, options)
 
     # ----- held-apart test: noisy input, untrained D_E, trained D_E (MMDB only = B, MMDB + R3 = B-E)
-    weights = osp.join(out, 'experiments', EXPERIMENT, 'models', 'net_g_latest.pth')
+    weights = osp.join(out, 'experiments', MASK_EXPERIMENT, 'models', 'net_g_latest.pth')
     trained = torch.load(weights, map_location='cpu', weights_only=True)['params']
     torch.manual_seed(seed)
     untrained = build_network(copy.deepcopy(options['network_g'])).state_dict()
@@ -601,13 +395,14 @@ def run_seed(args, out, seed, log, start):
 
 
 def distill_student(args, out, config, data, teacher_options, teacher_weights, seed, log):
-    """Stage ``distill`` on the demo data (:func:`distill_options`): the teacher's B-E targets on the noisy training
-    tiles (``amsnet-distill-prepare``'s function), the student trained by ``train.py``, then evaluated on the held-apart
-    blocks with the model's own single-pass inference; returns its table row and per-block results."""
+    """Stage ``distill`` (AMSNet-D) on the demo data (:func:`~amsnet_basicsr.recipes.distill_stage_options`): the
+    teacher's B-E targets on the noisy training tiles (``amsnet-distill-prepare``'s function), the student trained
+    by ``train.py``, then evaluated on the held-apart blocks with the model's own single-pass inference; returns its
+    table row and per-block results."""
     from amsnet_basicsr.data import teacher_targets
     iters = args.student_iters if args.student_iters is not None else config['student_iters']
     data['teacher_lmdb'] = osp.join(out, 'data', 'train_teacher.lmdb')
-    options = distill_options(config, data, teacher_options, teacher_weights, seed=seed, iters=iters)
+    options = distill_stage_options(config, data, teacher_options, teacher_weights, seed=seed, iters=iters)
     teacher_targets.prepare_targets(options, progress=False, log=log)
     options_path = write_options(out, options, 'distill_demo.yml')
     log(f'distillation options: {options_path}')

@@ -3,13 +3,13 @@
 The teacher is ``network_teacher`` of the student's options file, loaded from ``path.pretrain_network_teacher``
 (any D_E weights of stage ``mask`` (B) or ``finetune`` (P)); it denoises with the scheme of its own section
 ``amsnet_teacher`` -- MMDB at the test stride (Eq. 6-8), then R^3 when enabled (the -E variants) -- through the one
-inference function :func:`amsnet_basicsr.tiling.denoise_image`, with position-seeded masks. The student
+inference object :class:`amsnet_basicsr.inference.AMSNetDenoiser`, with position-seeded masks. The student
 (``network_g``, ``amsnet.single_pass: true``) learns noisy -> teacher output at full resolution with an L1 loss, and
 runs once per image at test time, with no PD and no mask. No clean image is read anywhere: the teacher itself was
 trained on noisy images only, and its targets are computed from the same noisy crops.
 
 Targets come from one of two places (``AMSNetModel``, stage ``distill``; the teacher is built by
-:func:`amsnet_basicsr.networks.build_teacher`):
+:func:`build_teacher`):
 
 * precomputed (the default of the shipped options, faster per student iteration, ``docs/distillation.md``):
   ``amsnet-distill-prepare -opt <options>`` (:mod:`amsnet_basicsr.data.teacher_targets`) runs the teacher once over every crop of the noisy training LMDB
@@ -25,10 +25,10 @@ import os.path as osp
 
 import torch
 
-from . import tiling
 from .config import SchemeConfig
 from .errors import OptionError
-from .masks import PositionalMasks
+from .inference import AMSNetDenoiser
+from .networks import build_denoiser
 
 TEACHER_INFO = 'amsnet_teacher.json'
 TEACHER_SECTION = 'amsnet_teacher'
@@ -45,13 +45,31 @@ def teacher_config(opt):
     return config
 
 
+def build_teacher(opt, device='cpu'):
+    """(frozen teacher network in eval mode, its :class:`SchemeConfig`) from ``network_teacher``,
+    ``path.pretrain_network_teacher`` and ``amsnet_teacher`` (its ``size_multiple: auto`` resolved against the
+    teacher)."""
+    if not isinstance(opt.get('network_teacher'), dict):
+        raise OptionError('network_teacher: the distill stage needs the teacher D_E (network_teacher: {type: ...}) '
+                          'unless datasets.train.dataroot_gt holds targets from amsnet-distill-prepare')
+    weights = (opt.get('path') or {}).get('pretrain_network_teacher')
+    if not weights:
+        raise OptionError('path.pretrain_network_teacher: the trained teacher weights are required')
+    param_key = (opt.get('path') or {}).get('param_key_teacher') or 'auto'  # a named key must exist: no fallback
+    net = build_denoiser(opt, weights, param_key, device, label='teacher')
+    for parameter in net.parameters():
+        parameter.requires_grad_(False)
+    return net, teacher_config(opt).resolved(net, key=TEACHER_SECTION)
+
+
 @torch.no_grad()
 def teacher_output(teacher, config, noisy, device=None):
-    """The teacher's denoised ``noisy`` (B, C, H, W): :func:`tiling.denoise_image` with the teacher's scheme and
-    position-seeded masks (MMDB, Eq. 6-8, then R^3 when ``config.r3.enabled``), clamped to [0, 1]."""
-    device_type = torch.device(device).type if device is not None else noisy.device.type
-    return tiling.denoise_image(teacher, noisy, masks=PositionalMasks(config.seed),
-                                **config.inference_kwargs(device_type), device=device).clamp_(0, 1)
+    """The teacher's denoised ``noisy`` (B, C, H, W): the teacher network with its scheme ``config`` as an
+    :class:`~amsnet_basicsr.inference.AMSNetDenoiser` on tensors (position-seeded masks; MMDB, Eq. 6-8, then R^3
+    when ``config.r3.enabled``), on ``device`` (default: the batch's), clamped to [0, 1]. The teacher takes the
+    student's batches as they are (its channels are theirs)."""
+    denoiser = AMSNetDenoiser(teacher, config, channels=noisy.shape[1], device=device)
+    return denoiser(noisy).clamp_(0, 1)
 
 
 def check_targets_folder(path, key='datasets.train.dataroot_gt'):

@@ -6,12 +6,14 @@ Only a network that runs once per image (``amsnet.single_pass: true``) is export
 (random masks, PD, R^3) is not one graph. The network is ``network_g`` of the options file with the checkpoint's
 weights (:func:`amsnet_basicsr.networks.build_denoiser`); the ONNX graph (``torch.onnx.export``, dynamo exporter)
 takes ``input`` (N, C, H, W) float32 RGB in [0, 1] of any batch, height and width, and returns ``output`` of the
-same shape. The sidecar ``<output>.json`` (written after the graph; :class:`OnnxDenoiser` needs it) records the architecture, scale (1), channels, expected input range,
-layout and size multiple, the checkpoint and the measured agreement.
+same shape. The sidecar ``<output>.json`` (written after the graph; :class:`~amsnet_basicsr.inference.OnnxDenoiser`
+needs it) records the architecture, scale (1), channels, expected input range, layout and size multiple, the
+checkpoint and the measured agreement.
 
 On export the graph is checked with onnxruntime against the torch output on a random 256x256 input and an odd-size
 one; files are written only when the largest difference is at most ``--tolerance`` (1e-4), each atomically.
-:class:`OnnxDenoiser` runs such a file with onnxruntime (``amsnet-denoise -c student.onnx``).
+:class:`~amsnet_basicsr.inference.OnnxDenoiser` runs such a file with onnxruntime (``amsnet-denoise -c
+student.onnx``, :meth:`amsnet_basicsr.inference.AMSNetDenoiser.from_onnx`).
 """
 import argparse
 import io
@@ -26,22 +28,9 @@ import torch
 
 from .errors import SetupError, run_command
 from .files import atomic_write
+from .inference import FORMAT, OnnxDenoiser, onnxruntime_module, sidecar_path  # noqa: F401  (the runner lives there)
 
-SIDECAR_SUFFIX = '.json'
 CHECK_SHAPES = ((1, 256, 256), (2, 67, 93))  # (batch, height, width): a block and an odd size
-FORMAT = 'amsnet-basicsr single-pass denoiser'
-
-
-def sidecar_path(onnx_path):
-    return Path(str(onnx_path) + SIDECAR_SUFFIX)
-
-
-def _onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError as error:
-        raise SetupError('onnxruntime is not installed: pip install "amsnet_basicsr[onnx]"') from error
-    return onnxruntime
 
 
 def export_onnx(net, *, channels, size_multiple=1):
@@ -91,8 +80,9 @@ def export(options, checkpoint, output, *, force=False, tolerance=1e-4, log=prin
     existing = [str(path) for path in (output, sidecar_path(output)) if path.exists()]
     if existing and not force:
         raise SetupError(f'{", ".join(existing)} exists (use --force to overwrite)')
-    ort = _onnxruntime()
+    ort = onnxruntime_module()
     net = build_denoiser(options, checkpoint)
+    config = config.resolved(net)  # amsnet.size_multiple: auto -> the network's own, recorded in the sidecar
     channels = model_channels(net, options.get('network_g'))
     log(f'exporting {options["network_g"]["type"]} ({sum(p.numel() for p in net.parameters()):,} parameters) '
         f'from {checkpoint}')
@@ -113,39 +103,6 @@ def export(options, checkpoint, output, *, force=False, tolerance=1e-4, log=prin
     atomic_write(sidecar_path(output), lambda handle: handle.write(json.dumps(info, indent=2).encode()))
     log(f'wrote {output} and {sidecar_path(output).name}: onnxruntime agrees with torch to {difference:.2g}')
     return info
-
-
-class OnnxDenoiser:
-    """An exported single-pass denoiser run with onnxruntime: ``denoiser(tensor) -> tensor`` (CPU float32), so
-    :func:`amsnet_basicsr.tiling.denoise_image` tiles it like a torch network. ``info`` is its sidecar."""
-
-    def __init__(self, path, *, device='cpu'):
-        ort = _onnxruntime()
-        path = Path(path)
-        sidecar = sidecar_path(path)
-        try:
-            self.info = json.loads(sidecar.read_text(encoding='utf-8'))
-        except (OSError, ValueError) as error:
-            raise SetupError(f'{path}: cannot read its sidecar {sidecar.name} (written by amsnet-export): '
-                             f'{error}') from error
-        if not isinstance(self.info, dict) or self.info.get('format') != FORMAT:
-            raise SetupError(f'{sidecar}: not an amsnet-export sidecar')
-        providers = ['CPUExecutionProvider']
-        if device == 'cuda' and 'CUDAExecutionProvider' in ort.get_available_providers():
-            providers.insert(0, 'CUDAExecutionProvider')
-        try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
-        except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
-            raise SetupError(f'{path}: not a loadable ONNX model: {str(error).splitlines()[0]}') from error
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise SetupError(f'{path}: expected one (N, C, H, W) input, found '
-                             f'{[(item.name, item.shape) for item in inputs]}')
-        self.input_name = inputs[0].name
-
-    def __call__(self, tensor):
-        array = tensor.detach().to('cpu', torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
 
 def parse_args(argv=None):

@@ -1,12 +1,16 @@
-"""Reading images: one decoder behind every reader of the package (training folders and LMDBs, paired test folders,
-photos for ``amsnet-denoise``, SIDD crops); and the one table of the file formats photos are written in
-(:data:`FORMATS`, :func:`convert_for`). Errors are :class:`~amsnet_basicsr.errors.ImageError` naming the file."""
+"""Image files: one decoder behind every reader of the package (training folders and LMDBs, paired test folders,
+photos for ``amsnet-denoise``, SIDD crops); the one table of the file formats photos are written in (:data:`FORMATS`,
+:func:`convert_for`); and the photo files of ``amsnet-denoise`` (:func:`find_images`, :func:`read_image`,
+:func:`split_image` / :func:`join_image` between a stored array and the float RGB/gray the denoiser takes,
+:func:`write_image`). Errors are :class:`~amsnet_basicsr.errors.ImageError` naming the file."""
 from pathlib import Path
+from typing import List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
 
-from .errors import ImageError
+from .errors import ImageError, SetupError
+from .files import atomic_write
 
 SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0,
           np.dtype(np.float64): 1.0}
@@ -88,3 +92,76 @@ def convert_for(path, image):
     if image.dtype.kind == 'f':
         image = np.clip(np.nan_to_num(image), 0.0, 1.0)
     return np.rint(image * (SCALES[target] / SCALES[image.dtype])).astype(target)
+
+
+# ------------------------------------------------------------------------------------- photos (amsnet-denoise)
+PathLike = Union[str, Path]
+
+
+def find_images(input_path: PathLike, output_dir: PathLike) -> List[Tuple[Path, Path]]:
+    """(file, path relative to the input root) for every image under ``input_path`` (a file, or a folder searched
+    recursively for :data:`IMAGE_EXTENSIONS`, any case), outputs under ``output_dir`` excluded; :class:`SetupError`
+    when ``input_path`` is neither a file nor a folder."""
+    input_path = Path(input_path)
+    if input_path.is_file():
+        return [(input_path, Path(input_path.name))]
+    if not input_path.is_dir():
+        raise SetupError(f'input {input_path} is neither a file nor a folder')
+    output_dir = Path(output_dir).resolve()
+    files = []
+    for path in sorted(input_path.rglob('*')):
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+            if output_dir == path.resolve().parent or output_dir in path.resolve().parents:
+                continue
+            files.append((path, path.relative_to(input_path)))
+    return files
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """(H, W, C) array as stored (:func:`read`): gray, BGR or BGRA; 8/16-bit or float. Gray + alpha is refused."""
+    image = read(path)
+    if image.shape[2] == 2:
+        raise ImageError(f'{path}: gray + alpha images are not supported (expected gray, RGB or RGBA)')
+    return image
+
+
+def split_image(image: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Stored BGR(A)/gray array -> float RGB/gray (H, W, C) in [0, 1] and the alpha plane (or None)."""
+    scale = SCALES[image.dtype]
+    alpha = image[..., 3:] if image.shape[2] == 4 else None
+    colour = image[..., :3][..., ::-1] if image.shape[2] >= 3 else image
+    return colour.astype(np.float32) / scale, alpha
+
+
+def join_image(colour: np.ndarray, alpha: Optional[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """Float RGB/gray in [0, 1] -> stored BGR(A)/gray array of ``dtype`` (rounded, clipped)."""
+    colour = np.clip(colour, 0.0, 1.0)
+    if colour.shape[2] == 3:
+        colour = colour[..., ::-1]
+    if np.dtype(dtype).kind != 'f':
+        colour = np.rint(colour * SCALES[np.dtype(dtype)])
+    out = colour.astype(dtype)
+    if alpha is not None:
+        out = np.concatenate([out, alpha], axis=2)
+    return out[..., 0] if out.shape[2] == 1 else np.ascontiguousarray(out)
+
+
+def write_image(path: Path, image: np.ndarray, force: bool) -> None:
+    """Convert to what the format of ``path`` stores (:func:`convert_for`), encode, then write atomically
+    (:func:`amsnet_basicsr.files.atomic_write`); refuse to replace an existing file unless ``force``. A file system
+    error is an :class:`ImageError` naming the file."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise ImageError(f'{path}: exists (use --force to overwrite)')
+    image = convert_for(path, image)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in ('.jpg', '.jpeg') else []
+    try:
+        ok, encoded = cv2.imencode(path.suffix, image, params)
+    except cv2.error as error:
+        raise ImageError(f'{path}: cannot encode a {image.dtype} image as {path.suffix}: {error}') from error
+    if not ok:
+        raise ImageError(f'{path}: cannot encode a {image.dtype} image as {path.suffix}')
+    try:
+        atomic_write(path, lambda handle: handle.write(encoded.tobytes()))
+    except OSError as error:
+        raise ImageError(f'{path}: cannot be written ({error.strerror or error})') from error

@@ -1,18 +1,21 @@
-"""Options files and networks: read an options file, build a registered network from one of its sections and load a
-BasicSR checkpoint into it (strictly).
+"""Options files and networks: read an options file, check and build a registered network from one of its sections
+and load a BasicSR checkpoint into it (strictly).
 
-Used by ``amsnet-denoise``, ``amsnet-export`` and the teacher of stage ``distill``; registration is the caller's
-business (import :mod:`amsnet_basicsr.plugin` first).
+Used by :class:`amsnet_basicsr.inference.AMSNetDenoiser` (``amsnet-denoise``), ``amsnet-export``, the teacher of
+stage ``distill`` (:func:`amsnet_basicsr.distill.build_teacher`) and the start-up checks
+(:mod:`amsnet_basicsr.options_check`); registration is the caller's business (import :mod:`amsnet_basicsr.plugin`
+first).
 """
+import inspect
 import os.path as osp
 
 import torch
 import yaml
-from basicsr.archs import build_network
 
-from . import distill
+from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
 from .errors import OptionError, SetupError
-from .options_check import check_network_options
+
+from basicsr.archs import build_network
 
 
 def load_options(path):
@@ -55,6 +58,40 @@ def select_state_dict(checkpoint, param_key, source):
     return {key[len('module.'):] if key.startswith('module.') else key: value for key, value in state.items()}
 
 
+def check_network_options(opt, key='network_g'):
+    """``network_g.type`` is a registered architecture, every other key one of its constructor arguments, and the
+    network builds from them (on the CPU, once, then dropped)."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    section = opt.get(key)
+    if not isinstance(section, dict) or 'type' not in section:
+        raise OptionError(f'{key}.type is required (the denoiser D_E, e.g. Restormer, NAFNet, DnCNN, UNet)')
+    arch_type = section['type']
+    registered = sorted(name for name, _ in ARCH_REGISTRY)
+    if arch_type not in registered:
+        own = [name for name in registered if not ARCH_REGISTRY.get(name).__module__.startswith('basicsr.')]
+        others = [name for name in registered if name not in own]
+        raise OptionError(f'{key}.type: {arch_type!r} is not a registered denoiser; allowed: {", ".join(own)} '
+                          f'(AMSNet denoisers) or one of BasicSR\'s architectures: {", ".join(others)}')
+    arch = ARCH_REGISTRY.get(arch_type)
+    arguments = {name: value for name, value in section.items() if name != 'type'}
+    try:
+        parameters = inspect.signature(arch).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    if parameters and not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        allowed = [name for name in parameters if name != 'self']
+        for name in arguments:
+            if name not in allowed:
+                raise OptionError(f'{key}.{name}: not an argument of {arch_type}; allowed: {", ".join(allowed)}')
+    try:  # a value the constructor refuses (nb: -1, a negative width) would otherwise be a traceback in the model
+        with torch.random.fork_rng(devices=[]):  # the seeded weight initialisation of the real build stays the same
+            arch(**arguments)
+    except (ValueError, TypeError, RuntimeError, ArithmeticError) as error:
+        raise OptionError(f'{key}: {arch_type} cannot be built from its arguments: '
+                          f'{" ".join(str(error).split())}') from error
+
+
 def build_denoiser(options, checkpoint_path, param_key='auto', device='cpu', *, label='g'):
     """``network_<label>`` of the options with the checkpoint's weights, in eval mode on ``device``
     (``path.param_key_<label>`` chooses ``params`` / ``params_ema`` when ``param_key`` is auto)."""
@@ -76,22 +113,6 @@ def build_denoiser(options, checkpoint_path, param_key='auto', device='cpu', *, 
         raise SetupError(f'checkpoint {checkpoint_path} does not match {key} '
                          f'{options[key].get("type")}: {" ".join(str(error).split())}') from error
     return net.to(device).eval()
-
-
-def build_teacher(opt, device='cpu'):
-    """(frozen teacher network in eval mode, its :class:`SchemeConfig`) from ``network_teacher``,
-    ``path.pretrain_network_teacher`` and ``amsnet_teacher``."""
-    if not isinstance(opt.get('network_teacher'), dict):
-        raise OptionError('network_teacher: the distill stage needs the teacher D_E (network_teacher: {type: ...}) '
-                          'unless datasets.train.dataroot_gt holds targets from amsnet-distill-prepare')
-    weights = (opt.get('path') or {}).get('pretrain_network_teacher')
-    if not weights:
-        raise OptionError('path.pretrain_network_teacher: the trained teacher weights are required')
-    param_key = (opt.get('path') or {}).get('param_key_teacher') or 'auto'  # a named key must exist: no fallback
-    net = build_denoiser(opt, weights, param_key, device, label='teacher')
-    for parameter in net.parameters():
-        parameter.requires_grad_(False)
-    return net, distill.teacher_config(opt)
 
 
 CHANNEL_KEYS = ('in_nc', 'inp_channels', 'in_channels', 'img_channel', 'num_in_ch', 'in_chans')

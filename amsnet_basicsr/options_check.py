@@ -7,7 +7,6 @@ bare tracebacks (KeyError, TypeError in a constructor, ZeroDivisionError). ``ams
 """
 import argparse
 import difflib
-import inspect
 import math
 import os
 import warnings
@@ -17,6 +16,7 @@ import yaml
 
 from .config import SchemeConfig, is_integer, require_integer
 from .errors import OptionError, SetupError
+from .networks import check_network_options
 
 STAGE_LOSSES = {'mask': 'MaskedL1Loss', 'finetune': 'FinetuneLoss', 'distill': 'L1Loss'}
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
@@ -50,40 +50,6 @@ DATASET_KEYS = {
                                      'gt_size', 'use_hflip', 'use_rot', 'color', 'mean', 'std'}),
     'SingleImageDataset': frozenset({'dataroot_lq', 'io_backend', 'meta_info_file', 'color', 'mean', 'std'}),
 }
-
-
-def check_network_options(opt, key='network_g'):
-    """``network_g.type`` is a registered architecture, every other key one of its constructor arguments, and the
-    network builds from them (on the CPU, once, then dropped)."""
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    section = opt.get(key)
-    if not isinstance(section, dict) or 'type' not in section:
-        raise OptionError(f'{key}.type is required (the denoiser D_E, e.g. Restormer, NAFNet, DnCNN, UNet)')
-    arch_type = section['type']
-    registered = sorted(name for name, _ in ARCH_REGISTRY)
-    if arch_type not in registered:
-        own = [name for name in registered if not ARCH_REGISTRY.get(name).__module__.startswith('basicsr.')]
-        others = [name for name in registered if name not in own]
-        raise OptionError(f'{key}.type: {arch_type!r} is not a registered denoiser; allowed: {", ".join(own)} '
-                          f'(AMSNet denoisers) or one of BasicSR\'s architectures: {", ".join(others)}')
-    arch = ARCH_REGISTRY.get(arch_type)
-    arguments = {name: value for name, value in section.items() if name != 'type'}
-    try:
-        parameters = inspect.signature(arch).parameters
-    except (TypeError, ValueError):
-        parameters = {}
-    if parameters and not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
-        allowed = [name for name in parameters if name != 'self']
-        for name in arguments:
-            if name not in allowed:
-                raise OptionError(f'{key}.{name}: not an argument of {arch_type}; allowed: {", ".join(allowed)}')
-    try:  # a value the constructor refuses (nb: -1, a negative width) would otherwise be a traceback in the model
-        with torch.random.fork_rng(devices=[]):  # the seeded weight initialisation of the real build stays the same
-            arch(**arguments)
-    except (ValueError, TypeError, RuntimeError, ArithmeticError) as error:
-        raise OptionError(f'{key}: {arch_type} cannot be built from its arguments: '
-                          f'{" ".join(str(error).split())}') from error
 
 
 def check_train_options(opt, stage_losses=STAGE_LOSSES):

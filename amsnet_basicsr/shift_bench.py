@@ -132,7 +132,7 @@ def train_on_photos(photos, folder, *, seed, quick, log):
     """``amsnet-train-folder`` (its default recipe) on the noisy ``photos`` themselves, in ``folder``; returns the
     (options, weights) of its chosen B-E teacher and of its student."""
     from . import train_folder
-    from .demo import write_png
+    from .recipes import write_png
     from .networks import load_options
     photo_dir = osp.join(folder, 'photos')
     os.makedirs(photo_dir, exist_ok=True)
@@ -160,8 +160,9 @@ def evaluate_variant(demo, variant, *, block, limit, adapt_steps, train_dir, tra
     """Rows (method, setting, PSNR, SSIM, cast, low-frequency error, seconds per block) of one variant."""
     from . import baselines
     from .config import SchemeConfig
-    from .demo import CONFIGS, evaluate, in_process_model, scores, to_uint8
-    from .denoise import adapted_network
+    from .demo import evaluate, scores
+    from .models.adaptation import adapt_network
+    from .recipes import RECIPES, in_process_model, to_uint8
     photos = variant_photos(variant, seed=demo['seed'])
     blocks = variant_blocks(variant, seed=demo['seed'], block=block, limit=limit, photos=photos)
     clean8 = [to_uint8(clean) for _, _, clean in blocks]
@@ -194,12 +195,11 @@ def evaluate_variant(demo, variant, *, block, limit, adapt_steps, train_dir, tra
               self_ensemble=True)
     if adapt_steps:
         options = demo['options']['teacher']
-        settings = dict(config=SchemeConfig.from_options(options), device=torch.device('cpu'), model_channels=3,
-                        adapt=dict(options=options, checkpoint=demo['teacher_checkpoint'], steps=adapt_steps,
-                                   lr=ADAPT_LR, param_key='params'))
+        seed = SchemeConfig.from_options(options).seed
         outputs, start = [], time.perf_counter()
         for block_item in blocks:
-            net = adapted_network(block_item[1], settings, lambda message: None)
+            net = adapt_network(block_item[1], options, checkpoint=demo['teacher_checkpoint'], param_key='params',
+                                steps=adapt_steps, lr=ADAPT_LR, seed=seed, device=torch.device('cpu'))
             model = in_process_model(options, is_train=False, r3_enabled=True, state_dict=net.state_dict())
             outputs.append(evaluate(model, [block_item])[0]['denoised'])
         add('AMSNet-B-E + adaptation (per block)', f'the demo\'s model, amsnet-denoise --adapt {adapt_steps}', outputs,
@@ -207,7 +207,7 @@ def evaluate_variant(demo, variant, *, block, limit, adapt_steps, train_dir, tra
     for training_set in train_on:
         start = time.perf_counter()
         training_photos = photos if training_set == 'test-photos' else variant_photos(
-            variant, seed=demo['seed'], names=CONFIGS['quick' if quick else 'full']['train_images'])
+            variant, seed=demo['seed'], names=RECIPES['quick' if quick else 'full']['train_images'])
         models = train_on_photos(training_photos, osp.join(train_dir, f'seed_{demo["seed"]}', slug(variant),
                                                            training_set), seed=demo['seed'], quick=quick, log=log)
         log(f'{variant}: amsnet-train-folder on {training_set} took {time.perf_counter() - start:.0f} s')

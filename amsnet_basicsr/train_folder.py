@@ -7,21 +7,24 @@ Self-supervised on the photos themselves (paper Sec. 3: no clean image anywhere)
 are the training set by default -- a legitimate protocol for a self-supervised method, and the one that fits the
 camera's noise best. Steps, each a part of this package that the other commands use too:
 
-1. Pack: every photo is cut into non-overlapping tiles (``--tile``, centred) packed into a BasicSR LMDB
-   (:func:`amsnet_basicsr.demo.pack_noisy_tiles`; decoding full photos per training sample would spend most of
+1. Pack: every photo is cut into non-overlapping tiles (``--train-tile``, centred) packed into a BasicSR LMDB
+   (:func:`amsnet_basicsr.recipes.pack_noisy_tiles`; decoding full photos per training sample would spend most of
    every iteration on I/O). Every 20th tile is held out, as a noisy-only validation set.
-2. Train AMSNet-B with :data:`RECIPE` on the demo's CPU options (:func:`amsnet_basicsr.demo.train_options`:
-   MaskAwareDnCNN, PD stride 2, 60-px crops, Adam with cosine decay; ``train.py`` in a subprocess, resumable with
-   ``--resume``), saving a checkpoint at every validation.
+2. Train AMSNet-B (stage ``mask``: L_m, Eq. 4) with the recipe ``RECIPES['folder']`` of
+   :mod:`amsnet_basicsr.recipes` (:func:`~amsnet_basicsr.recipes.teacher_options`: MaskAwareDnCNN, PD stride 2,
+   60-px crops, Adam with cosine decay; ``train.py`` in a subprocess, resumable with ``--resume``), saving a
+   checkpoint at every validation.
 3. Pick the checkpoint without clean images: the lowest masked hold-out loss (``masked_holdout``: L_m, Eq. 4,
    with fixed masks) on the held-out tiles (``docs/checkpoint_selection.md``).
-4. Distil it (stage ``distill``, :mod:`amsnet_basicsr.distill`) into a single-pass student (``--student-iters``;
-   0 keeps the B-E model): the chosen model's B-E output on the training tiles is the target.
-5. Write ``denoise.yml`` (options for ``amsnet-denoise`` / ``test.py``) and ``model.pth``.
+4. Distil it (stage ``distill``, AMSNet-D: :func:`amsnet_basicsr.recipes.distill_stage_options`) into a
+   single-pass student (``--student-iters``; 0 keeps the B-E model): the chosen model's B-E output on the training
+   tiles is the target.
+5. Write ``denoise.yml`` (options for ``amsnet-denoise`` / ``test.py``:
+   :func:`amsnet_basicsr.recipes.inference_options`) and ``model.pth``.
 
-The recipe (:data:`RECIPE`) was chosen on the demo's validation photo. On the six camera pipelines of the
-data-shift bench (``docs/shift_bench.md``) its student beats OpenCV NLM on every one and BM3D on one; BM3D is
-better on the others (by 0.4-1.4 dB), at ~60x the time: compare on a few of your own photos.
+The recipe was chosen on the demo's validation photo. On the six camera pipelines of the data-shift bench
+(``docs/shift_bench.md``) its student beats OpenCV NLM on every one and BM3D on one; BM3D is better on the others
+(by 0.4-1.4 dB), at ~60x the time: compare on a few of your own photos.
 
 ``--out`` is owned (:mod:`amsnet_basicsr.output_folder`): it must lie outside the photo folder; an existing one is
 taken only if it holds a record of an earlier run of this command, with ``--resume`` (continue it: packing and
@@ -30,7 +33,6 @@ or ``--force`` (delete what that run wrote -- nothing else -- and start again). 
 training processes) out of one folder. The folder can be moved: ``denoise.yml`` names ``model.pth`` beside it.
 """
 import argparse
-import copy
 import glob
 import hashlib
 import os
@@ -44,25 +46,12 @@ import numpy as np
 import torch
 import yaml
 
-from . import image_io, output_folder
+from . import image_io, output_folder, recipes
 from .denoise import IMAGE_EXTENSIONS, find_images
 from .errors import CheckpointError, DataError, ImageError, SetupError, run_command
 from .files import atomic_copy, atomic_write
 
 HOLDOUT_EVERY = 20
-# The recipe on your photos: the demo's (:data:`amsnet_basicsr.demo.CONFIGS`) with a 6-layer, 32-channel denoiser
-# (40 k parameters) trained 3,000 iterations at a lower learning rate, chosen with amsnet-train-folder on the demo's
-# training photos plus its validation photo, scored on the validation photo only (docs/shift_bench.md, "The
-# recipe"): about 8 CPU-minutes in all for two 1-MP photos.
-RECIPE = dict(nc=32, nb=6, lr=1e-3, iters=3000)
-TEACHER = 'AMSNet_folder'
-
-
-def recipe(*, quick, tile):
-    """The configuration (keys of :data:`amsnet_basicsr.demo.CONFIGS`) this command trains with: the demo's with
-    :data:`RECIPE`, or the demo's ``quick`` one, on ``tile``-px training tiles."""
-    from .demo import CONFIGS
-    return dict(CONFIGS['quick'] if quick else {**CONFIGS['full'], **RECIPE}, train_tile=tile)
 
 
 def photo_key(relative):
@@ -105,7 +94,6 @@ def read_photos(files, *, tile, log):
 
 def pack(files, out, *, tile, log):
     """Step 1: the training LMDB and the held-out validation tiles (noisy PNGs) under ``out/data``."""
-    from .demo import pack_noisy_tiles
     data = osp.join(out, 'data')
     lmdb_path, val_dir = osp.join(data, 'train_noisy.lmdb'), osp.join(data, 'val_noisy')
     if osp.isfile(osp.join(lmdb_path, 'meta_info.txt')):
@@ -115,11 +103,11 @@ def pack(files, out, *, tile, log):
     photos = read_photos(files, tile=tile, log=log)
     tiles_dir = osp.join(data, 'noisy_tiles')
     partial = osp.join(data, 'partial', 'train_noisy.lmdb')  # moved into place once complete
-    keys = pack_noisy_tiles([(key, image) for key, image, _ in photos], tiles_dir, partial, tile,
+    keys = recipes.pack_noisy_tiles([(key, image) for key, image, _ in photos], tiles_dir, partial, tile,
                             bits={key: bits for key, _, bits in photos})
     if len(keys) < 2:
         raise DataError(f'{len(keys)} tile of {tile} px in the photos; training needs at least 2 (use a smaller '
-                        '--tile)')
+                        '--train-tile)')
     os.makedirs(val_dir)
     held_out = set(keys[HOLDOUT_EVERY // 2::HOLDOUT_EVERY] or keys[:1])
     for key in sorted(held_out):
@@ -134,26 +122,10 @@ def pack(files, out, *, tile, log):
     return lmdb_path, val_dir
 
 
-def teacher_options(config, lmdb_path, val_dir, *, iters, seed):
-    """The B-E options of ``config`` (:func:`recipe`) on the packed tiles, validated by the masked hold-out loss (no
-    clean image), with a checkpoint at every validation."""
-    from .demo import train_options, validation_frequency
-    options = train_options(config, dict(lmdb=lmdb_path, val_folders={'noisy': val_dir, 'clean': val_dir}), seed=seed,
-                            iters=iters)
-    options['name'] = TEACHER
-    options['datasets']['val'] = {'name': 'held_out_noisy_tiles', 'type': 'SingleImageDataset',
-                                  'dataroot_lq': osp.abspath(val_dir), 'io_backend': {'type': 'disk'}}
-    options['val']['metrics'] = {'holdout': {'type': 'masked_holdout'}}
-    options['logger'].update(save_checkpoint_freq=validation_frequency(iters), use_tb_logger=False)
-    return options
-
-
 def pick_checkpoint(options, models_dir, val_dir, log):
     """Step 3: (path, loss) of the saved ``net_g_<iter>.pth`` with the lowest mean masked hold-out loss on the
     held-out tiles."""
-    from .demo import in_process_model, to_tensor
-    from .image_io import read_rgb
-    tiles = [to_tensor(read_rgb(path)) for path in sorted(glob.glob(osp.join(val_dir, '*.png')))]
+    tiles = [recipes.to_tensor(image_io.read_rgb(path)) for path in sorted(glob.glob(osp.join(val_dir, '*.png')))]
     scored = []
     for path in glob.glob(osp.join(models_dir, 'net_g_*.pth')):
         if not osp.basename(path)[len('net_g_'):-len('.pth')].isdigit():
@@ -163,7 +135,7 @@ def pick_checkpoint(options, models_dir, val_dir, log):
         except Exception as error:  # truncated, not a checkpoint, no params: the file is named, no traceback
             raise CheckpointError(f'{path}: not a readable checkpoint ({" ".join(str(error).split())[:200]}); '
                                   'pass --force to train again') from error
-        model = in_process_model(options, is_train=False, state_dict=state)
+        model = recipes.in_process_model(options, is_train=False, state_dict=state)
         scored.append((float(np.mean([model.masked_holdout_loss(tile) for tile in tiles])), path))
     if not scored:
         raise SetupError(f'no checkpoint in {models_dir}')
@@ -172,16 +144,6 @@ def pick_checkpoint(options, models_dir, val_dir, log):
         f'{osp.basename(p)[6:-4]}: {value:.5f}' for value, p in sorted(scored, key=lambda item: item[1])) +
         f' -> {osp.basename(path)}')
     return path, loss
-
-
-def denoise_options(train_options, weights):
-    """Options for ``amsnet-denoise`` / ``test.py``: the chosen network with its inference settings; ``weights`` as
-    given (``amsnet-denoise`` reads a relative path from the options file's folder)."""
-    options = {key: copy.deepcopy(train_options[key]) for key in ('model_type', 'network_g', 'amsnet')}
-    options['amsnet'].pop('tile', None)  # the default tiles: photos of any size fit in memory
-    options.update(name=train_options['name'] + '_denoise', num_gpu='auto', scale=1,
-                   path={'pretrain_network_g': weights, 'param_key_g': 'params', 'strict_load_g': True})
-    return options
 
 
 OWNED = ('data', 'experiments', 'tb_logger', 'train_folder.yml', 'distill_folder.yml', 'train_stdout.log',
@@ -199,49 +161,50 @@ def check_folders(folder, out):
 
 
 def run(args, log):
-    from . import demo
     from .data import teacher_targets
     folder, out = osp.abspath(args.input), osp.abspath(args.out)
     check_folders(folder, out)
-    config = recipe(quick=args.quick, tile=args.tile)
+    config = dict(recipes.RECIPES['quick' if args.quick else 'folder'], train_tile=args.train_tile)
     iters = args.iters or config['iters']
     student_iters = config['student_iters'] if args.student_iters is None else args.student_iters
     files = find_images(folder, out)
-    settings = dict(quick=args.quick, tile=args.tile, iters=iters, student_iters=student_iters, seed=args.seed)
+    settings = dict(quick=args.quick, train_tile=args.train_tile, iters=iters, student_iters=student_iters,
+                    seed=args.seed)
     owned = output_folder.take(out, command='amsnet-train-folder', names=OWNED, settings=settings,
                                inputs=[(relative.as_posix(), fingerprint(path)) for path, relative in files],
                                mode='resume' if args.resume else 'force' if args.force else 'new')
     torch.manual_seed(args.seed)
-    lmdb_path, val_dir = pack(files, out, tile=args.tile, log=log)
+    lmdb_path, val_dir = pack(files, out, tile=args.train_tile, log=log)
 
-    options = teacher_options(config, lmdb_path, val_dir, iters=iters, seed=args.seed)
-    models_dir = osp.join(out, 'experiments', TEACHER, 'models')
-    resume = ['--auto_resume'] if osp.isdir(osp.join(out, 'experiments', TEACHER, 'training_states')) else []
+    options = recipes.teacher_options(config, lmdb_path, val_dir, iters=iters, seed=args.seed)
+    teacher_dir = osp.join(out, 'experiments', recipes.TEACHER)
+    models_dir = osp.join(teacher_dir, 'models')
+    resume = ['--auto_resume'] if osp.isdir(osp.join(teacher_dir, 'training_states')) else []
     if not osp.isfile(osp.join(models_dir, 'net_g_latest.pth')):
-        demo.train(out, demo.write_options(out, options, 'train_folder.yml'), log, extra=resume,
-                   keep_fds=[owned.lock_fd])
+        recipes.train(out, recipes.write_options(out, options, 'train_folder.yml'), log, extra=resume,
+                      keep_fds=[owned.lock_fd])
     chosen, _ = pick_checkpoint(options, models_dir, val_dir, log)
     final_weights, final_options = chosen, options
 
     if student_iters:
         data = dict(lmdb=lmdb_path, teacher_lmdb=osp.join(out, 'data', 'train_teacher.lmdb'))
-        distill = demo.distill_options(config, data, options, chosen, seed=args.seed, iters=student_iters)
+        distill = recipes.distill_stage_options(config, data, options, chosen, seed=args.seed, iters=student_iters)
         del distill['datasets']['val'], distill['val']  # no clean image and no hold-out loss for a student
-        student = osp.join(out, 'experiments', demo.STUDENT_EXPERIMENT, 'models', 'net_g_latest.pth')
+        student = osp.join(out, 'experiments', recipes.STUDENT_EXPERIMENT, 'models', 'net_g_latest.pth')
         if not osp.isfile(student):
             if not osp.isfile(osp.join(data['teacher_lmdb'], 'meta_info.txt')):
                 teacher_targets.prepare_targets(distill, device='cpu', progress=not args.quiet, log=log)
-            resume = (['--auto_resume'] if osp.isdir(osp.join(out, 'experiments', demo.STUDENT_EXPERIMENT,
+            resume = (['--auto_resume'] if osp.isdir(osp.join(out, 'experiments', recipes.STUDENT_EXPERIMENT,
                                                               'training_states')) else [])
-            demo.train(out, demo.write_options(out, distill, 'distill_folder.yml'), log, extra=resume,
-                       keep_fds=[owned.lock_fd])
+            recipes.train(out, recipes.write_options(out, distill, 'distill_folder.yml'), log, extra=resume,
+                          keep_fds=[owned.lock_fd])
         final_weights, final_options = student, distill
 
     model = osp.join(out, 'model.pth')
     atomic_copy(final_weights, model)
     kind = 'the distilled student (one pass)' if student_iters else 'AMSNet-B-E (MMDB + R3)'
     text = (f'# written by amsnet-train-folder: {kind}; model.pth is read from this file\'s folder\n' +
-            yaml.safe_dump(denoise_options(final_options, 'model.pth'), sort_keys=False))
+            yaml.safe_dump(recipes.inference_options(final_options, 'model.pth'), sort_keys=False))
     options_path = atomic_write(osp.join(out, 'denoise.yml'), lambda handle: handle.write(text.encode()))
     owned.release()
     log(f'done: amsnet-denoise {args.input} denoised/ -opt {options_path}')
@@ -255,15 +218,16 @@ def parse_args(argv=None):
     parser.add_argument('--iters', type=int, help='AMSNet-B training iterations (default: 3000; quick: 20)')
     parser.add_argument('--student-iters', type=int, help='distillation iterations (default: 400; quick: 10; '
                         '0 = keep the B-E model)')
-    parser.add_argument('--tile', type=int, default=128, help='side of the packed training tiles (default: 128)')
+    parser.add_argument('--train-tile', type=int, default=128,
+                        help='side of the packed training tiles (default: 128)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--resume', action='store_true', help='continue an interrupted run in --out')
     parser.add_argument('--force', action='store_true', help='delete an earlier run in --out and start again')
     parser.add_argument('--quick', action='store_true', help='tiny networks and budgets (seconds; for tests)')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     args = parser.parse_args(argv)
-    if args.tile < 64:
-        parser.error('--tile must be >= 64 (the training crops are 60 px)')
+    if args.train_tile < 64:
+        parser.error('--train-tile must be >= 64 (the training crops are 60 px)')
     if args.iters is not None and args.iters < 1:
         parser.error(f'--iters must be >= 1, got {args.iters}')
     if args.student_iters is not None and args.student_iters < 0:
@@ -273,7 +237,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     """Console script ``amsnet-train-folder``; exit codes as in :mod:`amsnet_basicsr.errors`."""
-    from . import plugin  # noqa: F401  (registers the architectures; applies the torchvision alias before basicsr)
     args = parse_args(argv)
     start = time.time()
 

@@ -79,9 +79,9 @@ def run_entry_point(script, option_file, cwd, *extra, timeout=300):
 
 @pytest.fixture
 def stand_in_trainer(monkeypatch):
-    """``demo.train`` (the train.py subprocess) replaced by a stand-in that saves the untrained network as the run's
+    """``recipes.train`` (the train.py subprocess) replaced by a stand-in that saves the untrained network as the run's
     checkpoints: commands that train run in-process in milliseconds. Returns the list of options it was handed."""
-    from amsnet_basicsr import demo
+    from amsnet_basicsr import recipes
     from amsnet_basicsr.networks import load_options
     handed = []
 
@@ -90,11 +90,11 @@ def stand_in_trainer(monkeypatch):
         handed.append(options)
         models = os.path.join(out, 'experiments', options['name'], 'models')
         os.makedirs(models, exist_ok=True)
-        state = {'params': demo.in_process_model(options, is_train=False).net_g.state_dict()}
+        state = {'params': recipes.in_process_model(options, is_train=False).net_g.state_dict()}
         for name in (f'net_g_{options["train"]["total_iter"]}.pth', 'net_g_latest.pth'):
             torch.save(state, os.path.join(models, name))
 
-    monkeypatch.setattr(demo, 'train', stand_in_train)
+    monkeypatch.setattr(recipes, 'train', stand_in_train)
     return handed
 
 

@@ -18,6 +18,7 @@ from amsnet_basicsr.errors import ImageError, NonFiniteLossError, OptionError, o
 from amsnet_basicsr.masks import GeneratorMasks
 from amsnet_basicsr.options_check import check_options
 from amsnet_basicsr.progress import SafePrefetchGenerator
+from amsnet_basicsr.recipes import single_process_options
 from basicsr.archs import build_network
 
 from conftest import REPO, write_options
@@ -232,8 +233,8 @@ def test_error_from_a_dataloader_worker_keeps_its_type_and_message(folder):
 
 # ------------------------------------------------------------------------------------ option files
 def parsed_options(tmp_path, folder, mutate):
-    options = tiny_options(folder, 'bad', iters=2, save_freq=2)
-    options.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    options = single_process_options(tiny_options(folder, 'bad', iters=2, save_freq=2), is_train=True)
+    options['auto_resume'] = False
     for dataset in options['datasets'].values():
         dataset['phase'] = 'train'
     mutate(options)

@@ -5,7 +5,7 @@ import yaml
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import convert as converter
-from amsnet_basicsr.denoise import build_denoiser
+from amsnet_basicsr.networks import build_denoiser
 from basicsr.archs import build_network
 
 NETWORKS = {

@@ -14,27 +14,27 @@ import pytest
 import torch
 import yaml
 
-from amsnet_basicsr import demo, demo_data
+from amsnet_basicsr import demo, demo_data, recipes
 from amsnet_basicsr.data.noisy_image_dataset import decode_image
 from amsnet_basicsr.models.amsnet_model import AMSNetModel
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUICK = demo.CONFIGS['quick']
+QUICK = recipes.RECIPES['quick']
 
 
 def quick_options(tmp_path, iters=4):
     data = {'lmdb': str(tmp_path / 'train.lmdb'),
             'val_folders': {'noisy': str(tmp_path / 'noisy'), 'clean': str(tmp_path / 'clean')}}
-    return demo.train_options(QUICK, data, seed=0, iters=iters)
+    return recipes.mask_stage_options(QUICK, data, seed=0, iters=iters)
 
 
 def test_evaluation_is_the_models_own_inference_and_basicsr_metrics(tmp_path):
     options = quick_options(tmp_path)
     blocks = demo_data.test_blocks(seed=0, max_side=48, block=32, limit=2, names=demo_data.TEST_IMAGES[:1])
     torch.manual_seed(0)
-    model = demo.in_process_model(options, is_train=False, r3_enabled=True)
+    model = recipes.in_process_model(options, is_train=False, r3_enabled=True)
     results = demo.evaluate(model, blocks)
     assert [r['key'] for r in results] == [key for key, _, _ in blocks]
     for result, (_, noisy, clean) in zip(results, blocks):
@@ -47,8 +47,8 @@ def test_evaluation_is_the_models_own_inference_and_basicsr_metrics(tmp_path):
         assert result['psnr'] == calculate_psnr(denoised, clean8, crop_border=0)
         assert result['ssim'] == calculate_ssim(denoised, clean8, crop_border=0)
     # R3 is the model's amsnet.r3 option: switching it off changes the output of the same weights
-    plain = demo.evaluate(demo.in_process_model(options, is_train=False, r3_enabled=False,
-                                                state_dict=model.net_g.state_dict()), blocks)
+    plain = demo.evaluate(recipes.in_process_model(options, is_train=False, r3_enabled=False,
+                                                   state_dict=model.net_g.state_dict()), blocks)
     assert not np.array_equal(plain[0]['denoised'], results[0]['denoised'])
 
 
@@ -69,13 +69,13 @@ def test_speed_probe_times_the_models_own_training_steps(tmp_path, monkeypatch):
 
 def test_option_file_builds_the_model_it_describes(tmp_path):
     options = quick_options(tmp_path, iters=7)
-    path = demo.write_options(str(tmp_path), options)
+    path = recipes.write_options(str(tmp_path), options, 'train_demo.yml')
     with open(path) as handle:
         loaded = yaml.safe_load(handle)
     assert loaded == options
     scheduler = loaded['train']['scheduler']
     assert scheduler['type'] == 'CosineAnnealingRestartLR' and scheduler['periods'] == [7]
-    model = demo.in_process_model(loaded, is_train=True)
+    model = recipes.in_process_model(loaded, is_train=True)
     assert isinstance(model, AMSNetModel) and model.stage == 'mask'
     assert type(model.net_g).__name__ == loaded['network_g']['type']
 

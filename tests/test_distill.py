@@ -98,12 +98,12 @@ def test_single_pass_inference_is_the_network_applied_once():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 3, padding=1))
     image = random_image(1, 70, 90)
-    config = SchemeConfig.from_section({'single_pass': True, 'tile': {'size': None}})
+    config = SchemeConfig.from_section({'single_pass': True, 'size_multiple': 1, 'tile': {'size': None}})
     with torch.no_grad():
         expected = net(image)
     assert torch.equal(tiling.denoise_image(net, image, **config.inference_kwargs()), expected)
-    tiled = SchemeConfig.from_section({'single_pass': True, 'chunk_size': 1, 'tile': {'size': 40, 'overlap': 16,
-                                                                                       'batch': 3}})
+    tiled = SchemeConfig.from_section({'single_pass': True, 'size_multiple': 1, 'chunk_size': 1,
+                                       'tile': {'size': 40, 'overlap': 16, 'batch': 3}})
     assert torch.allclose(tiling.denoise_image(net, image, **tiled.inference_kwargs()), expected, atol=1e-6)
     with pytest.raises(ValueError, match='stride must be 1'):
         tiling.denoise_image(net, image, single_pass=True, stride=2)
@@ -211,7 +211,7 @@ def test_prepared_targets_are_the_teacher_output_under_the_noisy_keys(tmp_path, 
     meta = (targets / 'meta_info.txt').read_text().split('\n')
     assert sorted(line.split('.png')[0] for line in meta if line) == sorted(noisy)
     assert json.loads((targets / distill.TEACHER_INFO).read_text())['weights_sha256'] == summary['weights_sha256']
-    teacher, config = amsnet_basicsr.networks.build_teacher(options)
+    teacher, config = distill.build_teacher(options)
     key = sorted(noisy)[0]
     image = cv2.imdecode(np.frombuffer(noisy[key], np.uint8), cv2.IMREAD_COLOR)[..., ::-1] / 255.0
     expected = distill.teacher_output(teacher, config, torch.from_numpy(image.copy()).float().permute(2, 0, 1)[None])

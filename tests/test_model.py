@@ -69,9 +69,10 @@ def test_bad_scheme_options_are_refused_with_the_key(amsnet, key):
 def test_one_set_of_defaults_one_integer_rule_one_meaning_of_null():
     """Defaults are the paper's; integral floats (YAML's ``!!float 5e3``) count as integers everywhere; null means
     "not set": all passes in one batch, the whole image in one tile; ``chunk_size: auto`` (the default) is the
-    pixel budget of the device."""
+    pixel budget of the device; ``size_multiple: auto`` (the default) is the network's own, so inference settings
+    need it resolved first."""
     assert SchemeConfig.from_section(None) == SchemeConfig() == SchemeConfig(
-        single_pass=False, train_stride=5, test_stride=2, num_branches=2, masks_per_pixel=1, size_multiple=1,
+        single_pass=False, train_stride=5, test_stride=2, num_branches=2, masks_per_pixel=1, size_multiple='auto',
         chunk_size='auto', seed=0, r3=R3Config(enabled=False, times=8, prob=0.16),
         tile=TileConfig(size=512, overlap=32, batch=1))
     assert SchemeConfig().chunk_kwargs('cpu') == dict(chunk_size=None, chunk_pixels=CHUNK_PIXELS['cpu'])
@@ -82,7 +83,9 @@ def test_one_set_of_defaults_one_integer_rule_one_meaning_of_null():
                                         'tile': {'size': None}})
     assert (config.train_stride, config.chunk_size, config.r3.times, config.tile.size) == (5, 8, 4, None)
     assert all(type(value) is int for value in (config.train_stride, config.chunk_size, config.r3.times))
-    kwargs = config.inference_kwargs()
+    with pytest.raises(ValueError, match='size_multiple is auto'):
+        config.inference_kwargs()
+    kwargs = config.with_size_multiple(1).inference_kwargs()
     assert kwargs['tile_size'] is None and kwargs['refine_times'] == 0 and kwargs['chunk_size'] == 8
     with pytest.raises(OptionError, match=r'amsnet\.tile: tile size 48'):
         SchemeConfig.from_section({'size_multiple': 8, 'tile': {'size': 48, 'overlap': 32}})

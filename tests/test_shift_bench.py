@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from amsnet_basicsr import demo_data, shift_bench
-from amsnet_basicsr.demo import CONFIGS
+from amsnet_basicsr.recipes import RECIPES
 
 from conftest import REPO
 
@@ -70,7 +70,7 @@ def test_bench_evaluates_a_demo_runs_settings_on_the_variants(tmp_path):
     # the photos amsnet-train-folder trained on are the noisy ones of the variant's camera, nothing else
     variant = list(shift_bench.VARIANTS)[5]
     for training_set, names in (('test-photos', demo_data.TEST_IMAGES),
-                                ('other-photos', CONFIGS['quick']['train_images'])):
+                                ('other-photos', RECIPES['quick']['train_images'])):
         folder = tmp_path / 'bench' / 'train_folder_runs' / 'seed_0' / shift_bench.slug(variant) / training_set
         folder = folder / 'photos'
         assert sorted(path.stem for path in folder.iterdir()) == sorted(names)

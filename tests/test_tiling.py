@@ -201,5 +201,5 @@ def test_self_ensemble_option_reaches_the_inference_function():
     with pytest.raises(OptionError, match='amsnet.self_ensemble must be true or false'):
         SchemeConfig.from_section({'self_ensemble': 1})
     for section in ({'self_ensemble': True}, {'self_ensemble': True, 'single_pass': True}):
-        assert SchemeConfig.from_section(section).inference_kwargs()['self_ensemble'] is True
-    assert SchemeConfig.from_section({}).inference_kwargs()['self_ensemble'] is False
+        assert SchemeConfig.from_section({**section, 'size_multiple': 1}).inference_kwargs()['self_ensemble'] is True
+    assert SchemeConfig.from_section({'size_multiple': 1}).inference_kwargs()['self_ensemble'] is False

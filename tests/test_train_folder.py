@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from amsnet_basicsr import demo, train_folder
+from amsnet_basicsr import recipes, train_folder
 
 from conftest import REPO, correlated_noisy, smooth_scene, write_noisy_photo
 
@@ -32,12 +32,12 @@ def test_train_folder_leaves_a_model_amsnet_denoise_uses_and_never_overwrites(tm
         cv2.imwrite(str(photos / 'trip' / f'img_{index}.png'), (noisy[..., ::-1] * 255).round().astype(np.uint8))
     (photos / 'notes.png').write_bytes(b'not an image')
     out = tmp_path / 'run'
-    first = command('amsnet_basicsr.train_folder', str(photos), '--out', str(out), '--quick', '--tile', '64',
+    first = command('amsnet_basicsr.train_folder', str(photos), '--out', str(out), '--quick', '--train-tile', '64',
                     '--quiet', cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert 'skip' in first.stdout and 'notes.png' in first.stdout  # the unreadable file is reported, not fatal
     options = yaml.safe_load((out / 'denoise.yml').read_text())
-    assert options['amsnet']['single_pass'] is True and options['network_g']['type'] == 'NAFNet'
+    assert options['amsnet']['single_pass'] is True and options['network_g']['type'] == 'LocalNAFNet'
     assert (out / 'model.pth').is_file()
     train = yaml.safe_load((out / 'train_folder.yml').read_text())['datasets']
     held_out = {path.stem for path in (out / 'data' / 'val_noisy').iterdir()}
@@ -52,7 +52,7 @@ def test_train_folder_leaves_a_model_amsnet_denoise_uses_and_never_overwrites(tm
 
     again = command('amsnet_basicsr.train_folder', str(photos), '--out', str(out), '--quick', cwd=tmp_path)
     assert again.returncode == 2 and 'pass --resume to continue it' in again.stderr.strip().splitlines()[-1]
-    resumed = command('amsnet_basicsr.train_folder', str(photos), '--out', str(out), '--quick', '--tile', '64',
+    resumed = command('amsnet_basicsr.train_folder', str(photos), '--out', str(out), '--quick', '--train-tile', '64',
                       '--resume', '--quiet', cwd=tmp_path)
     assert resumed.returncode == 0 and 'training:' not in resumed.stdout  # finished steps are not repeated
     other = tmp_path / 'not_ours'
@@ -82,7 +82,7 @@ def test_killed_or_interrupted_runs_leave_no_trainer_and_never_share_a_folder(tm
     for index in range(2):
         write_noisy_photo(photos / f'img_{index}.png', 140, 150, rng)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''), OMP_NUM_THREADS='1')
-    arguments = ['amsnet_basicsr.train_folder', str(photos), '--out', str(tmp_path / 'run'), '--quick', '--tile',
+    arguments = ['amsnet_basicsr.train_folder', str(photos), '--out', str(tmp_path / 'run'), '--quick', '--train-tile',
                  '64', '--iters', '100000', '--quiet']
 
     def start(*extra):
@@ -114,9 +114,10 @@ def test_killed_or_interrupted_runs_leave_no_trainer_and_never_share_a_folder(tm
 
 
 def test_the_command_hands_train_py_the_recipe(tmp_path, stand_in_trainer):
-    """Without --quick or --iters, amsnet-train-folder trains with train_folder.RECIPE: the options it hands train.py
-    build the recipe's denoiser (depth and width) at its learning rate for its iterations, and its denoise.yml names
-    that network. train.py is replaced by the stand-in of conftest, so nothing trains and no process starts."""
+    """Without --quick or --iters, amsnet-train-folder trains with recipes.RECIPES['folder']: the options it hands
+    train.py build the recipe's denoiser (depth and width) at its learning rate for its iterations, and its
+    denoise.yml names that network. train.py is replaced by the stand-in of conftest, so nothing trains and no
+    process starts."""
     photos = tmp_path / 'photos'
     rng = np.random.default_rng(0)
     for index in range(2):
@@ -125,9 +126,10 @@ def test_the_command_hands_train_py_the_recipe(tmp_path, stand_in_trainer):
     train_folder.run(train_folder.parse_args([str(photos), '--out', str(out), '--student-iters', '0', '--quiet']),
                      lambda message: None)
     (options,) = stand_in_trainer
-    network = demo.in_process_model(options, is_train=True).net_g
+    network = recipes.in_process_model(options, is_train=True).net_g
     convs = [module for module in network.modules() if isinstance(module, torch.nn.Conv2d)]
-    assert len(convs) == train_folder.RECIPE['nb'] and convs[0].out_channels == train_folder.RECIPE['nc']
-    assert options['train']['optim_g']['lr'] == train_folder.RECIPE['lr']
-    assert options['train']['total_iter'] == train_folder.RECIPE['iters']
+    recipe = recipes.RECIPES['folder']
+    assert len(convs) == recipe['nb'] and convs[0].out_channels == recipe['nc']
+    assert options['train']['optim_g']['lr'] == recipe['lr']
+    assert options['train']['total_iter'] == recipe['iters']
     assert yaml.safe_load((out / 'denoise.yml').read_text())['network_g'] == options['network_g']

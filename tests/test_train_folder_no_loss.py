@@ -18,7 +18,7 @@ from conftest import write_noisy_photo
 
 
 def run(photos, out, *flags, log=None):
-    args = train_folder.parse_args([str(photos), '--out', str(out), '--quick', '--tile', '64', '--student-iters',
+    args = train_folder.parse_args([str(photos), '--out', str(out), '--quick', '--train-tile', '64', '--student-iters',
                                     '0', '--quiet', *flags])
     return train_folder.run(args, log or (lambda message: None))
 
@@ -113,7 +113,7 @@ def test_resume_with_other_settings_is_refused_naming_the_difference(tmp_path, p
 def test_resume_without_quick_of_a_quick_run_is_refused(tmp_path, photos, stand_in_trainer):
     out = tmp_path / 'run'
     run(photos, out)
-    args = train_folder.parse_args([str(photos), '--out', str(out), '--tile', '64', '--resume', '--quiet'])
+    args = train_folder.parse_args([str(photos), '--out', str(out), '--train-tile', '64', '--resume', '--quiet'])
     with pytest.raises(SetupError, match='quick was True, now False'):
         train_folder.run(args, lambda message: None)
 

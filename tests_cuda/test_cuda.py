@@ -25,7 +25,8 @@ def test_scheme_inference_on_cuda_matches_the_cpu():
     CPU's output up to float rounding; masks are position-seeded, so the draws are identical."""
     cpu, gpu = pair(NET)
     image = torch.rand(1, 3, 300, 220, generator=torch.Generator().manual_seed(0))
-    config = SchemeConfig.from_section({'r3': {'enabled': True, 'times': 4}, 'tile': {'size': 128, 'overlap': 32}})
+    config = SchemeConfig.from_section({'r3': {'enabled': True, 'times': 4},
+                                        'tile': {'size': 128, 'overlap': 32}}).resolved(cpu)
     reference = tiling.denoise_image(cpu, image, masks=PositionalMasks(0), **config.inference_kwargs('cpu'))
     streamed = tiling.denoise_image(gpu, image, masks=PositionalMasks(0), **config.inference_kwargs('cuda'),
                                     device='cuda')
@@ -37,7 +38,7 @@ def test_scheme_inference_on_cuda_matches_the_cpu():
 def test_student_single_pass_on_cuda_in_fp32_bf16_fp16():
     cpu, gpu = pair(STUDENT)
     image = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
-    config = SchemeConfig.from_section({'single_pass': True})
+    config = SchemeConfig.from_section({'single_pass': True}).resolved(cpu)
     reference = tiling.denoise_image(cpu, image, **config.inference_kwargs('cpu'))
     for dtype, tolerance in ((None, 1e-4), (torch.bfloat16, 0.05), (torch.float16, 0.01)):
         with torch.autocast('cuda', dtype=dtype, enabled=dtype is not None):

@@ -4,3 +4,5 @@ from . import spandrel_arch, unet_arch  # noqa: F401
 from . import dbsn_arch, deamnet_arch  # noqa: F401
 from . import nafnet_base_arch  # noqa: F401  (NAFNetBase, AMSNet's NAFNet: NAFNet's baseline blocks)
 from . import mask_aware_arch  # noqa: F401  (MaskAwareDnCNN, the CPU demo's denoiser)
+from . import local_nafnet_arch  # noqa: F401  (LocalNAFNet, the tile-invariant student: NAFNet with TLC)
+from .size import size_multiple  # noqa: F401,E402  (each architecture's size multiple: amsnet.size_multiple: auto)

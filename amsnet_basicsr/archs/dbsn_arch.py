@@ -93,6 +93,8 @@ class DBSNl(nn.Module):
             matters for short CPU runs only (scripts/ablate.py), not when weights are loaded.
     """
 
+    size_multiple = 1  # no downsampling (dilated and 1x1 convs): any input size (amsnet.size_multiple: auto)
+
     def __init__(self, in_ch=3, out_ch=3, base_ch=128, num_module=9, unrestricted=False, init='pytorch'):
         super().__init__()
         if base_ch % 2:

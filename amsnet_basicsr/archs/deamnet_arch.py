@@ -15,7 +15,7 @@ Structure (DeamNet paper Fig. 2; the authors' ``Deam(Isreal=True)``):
 With C = 64: 2.228 M parameters, matching AMSNet's supplement Tab. 1. That count includes three multi-scale convs
 (3x3, 5x5, 7x7) and a 1x1 fusion conv that the authors' NLO sub-network defines but never calls; they are kept,
 unused, so the released weights load with ``strict=True``. All module and parameter names follow the authors' code.
-Inputs must be multiples of 16 (four stride-2 levels): set ``amsnet.size_multiple: 16``.
+Inputs must be multiples of 16 (four stride-2 levels): ``size_multiple``, read by ``amsnet.size_multiple: auto``.
 """
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -213,6 +213,8 @@ class DeamNet(nn.Module):
         n_conv_in, n_conv_out: convs per encoder / decoder level of the NLO sub-network (3 and 2 in the paper).
         reduction: channel reduction of the sigmoid attention branches (16 in the paper).
     """
+
+    size_multiple = 16  # inputs must be multiples of 2**4: four stride-2 levels in net2 (amsnet.size_multiple: auto)
 
     def __init__(self, in_nc=3, out_nc=3, channels=64, n_conv_in=3, n_conv_out=2, reduction=16):
         super().__init__()

@@ -27,6 +27,8 @@ from torch import nn
 @ARCH_REGISTRY.register()
 class MaskAwareDnCNN(nn.Module):
 
+    size_multiple = 1  # no downsampling: any input size (amsnet.size_multiple: auto)
+
     def __init__(self, in_nc=3, out_nc=3, nc=16, nb=4, negative_slope=0.1):
         super().__init__()
         if in_nc != out_nc:

@@ -93,6 +93,12 @@ class NAFNetBase(nn.Module):
             self.decoders.append(stage(channels, count))
         self.padder_size = 2 ** len(self.encoders)
 
+    @property
+    def size_multiple(self):
+        """2 ** (encoder levels), one strided 2x2 conv each (``amsnet.size_multiple: auto``): the scheme reflect-pads
+        PD sub-images to it, so the zero padding of :meth:`forward` never runs inside the scheme."""
+        return self.padder_size
+
     def forward(self, inp):
         height, width = inp.shape[-2:]
         unit = self.padder_size

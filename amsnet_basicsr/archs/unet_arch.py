@@ -3,7 +3,8 @@
 The Noise2Noise U-Net (Lehtinen et al., ICML 2018) without a blind spot, as in the authors' code: five
 (conv, max-pool) levels of ``n_feature`` channels, transposed-conv upsampling with skip concatenation,
 LeakyReLU(0.2), 1x1 output convs. Parameter names follow the authors' module so their released weights
-load; with ``n_feature=128`` it has 7.9 M parameters. Inputs must be multiples of 32 (``amsnet.size_multiple``).
+load; with ``n_feature=128`` it has 7.9 M parameters. Inputs must be multiples of 32 (``size_multiple``, read by
+``amsnet.size_multiple: auto``).
 """
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -23,6 +24,8 @@ class UpsampleCat(nn.Module):
 
 @ARCH_REGISTRY.register()
 class UNet(nn.Module):
+
+    size_multiple = 32  # inputs must be multiples of 2**5: five 2x max-pools (amsnet.size_multiple: auto)
 
     def __init__(self, in_nc=3, out_nc=3, n_feature=128):
         super().__init__()

@@ -77,7 +77,7 @@ def prepare_targets(opt, *, force=False, device='cpu', progress=True, log=print)
         raise SetupError(f'{output} was not written by amsnet-distill-prepare (no {TEACHER_INFO}): refusing to '
                          'replace it; choose another datasets.train.dataroot_gt')
     keys = _lmdb_keys(source)
-    from ..networks import build_teacher
+    from ..distill import build_teacher
     teacher, config = build_teacher(opt, device)
     weights = opt['path']['pretrain_network_teacher']
     beside = osp.dirname(osp.abspath(output))  # paths relative to the output's folder: a moved folder still matches

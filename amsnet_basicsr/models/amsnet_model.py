@@ -7,9 +7,9 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from .. import checkpoint, distill, guards, networks, scheme, tiling
+from .. import checkpoint, distill, guards, networks, scheme
 from ..config import SchemeConfig
-from ..masks import PositionalMasks
+from ..inference import AMSNetDenoiser
 from ..options_check import STAGE_LOSSES, check_model_options
 from ..progress import BATCH_POSITION_KEY
 from ..submission import SubmissionMixin
@@ -35,6 +35,9 @@ class AMSNetModel(SubmissionMixin, SRModel):
         self.scheme_config = SchemeConfig.from_options(opt)
         self.epoch_batches = 0  # position of the last fed batch in its epoch (amsnet_basicsr.progress)
         super().__init__(opt)
+        bare = self.get_bare_model(self.net_g)
+        self.scheme_config = self.scheme_config.resolved(bare)  # amsnet.size_multiple: auto -> the network's own
+        self.net_channels = networks.model_channels(bare, opt.get('network_g'))
 
     def feed_data(self, data):
         """SRModel.feed_data, remembering the batch's position in its epoch (saved with the training state).
@@ -76,7 +79,7 @@ class AMSNetModel(SubmissionMixin, SRModel):
         if self.stage == 'distill':
             self.targets_from_dataset = self.opt['datasets']['train'].get('dataroot_gt') is not None
             if not self.targets_from_dataset:
-                self.net_teacher, self.teacher_config = networks.build_teacher(self.opt, self.device)
+                self.net_teacher, self.teacher_config = distill.build_teacher(self.opt, self.device)
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         """Any ``torch.optim`` optimiser by name (basicsr 1.4.2 knows only Adam; the paper uses AdamW)."""
@@ -121,13 +124,12 @@ class AMSNetModel(SubmissionMixin, SRModel):
             self.model_ema(decay=self.ema_decay)
 
     def test(self):
-        """Denoise ``self.lq`` into ``self.output``: :func:`amsnet_basicsr.tiling.denoise_image` with masks seeded
-        from ``amsnet.seed`` by pixel position (the same output as ``amsnet-denoise`` for the same settings), in
-        tiles of ``amsnet.tile`` so memory is bounded on images of any size."""
-        config = self.scheme_config
+        """Denoise ``self.lq`` into ``self.output``: the network of :meth:`evaluation_network` as an
+        :class:`~amsnet_basicsr.inference.AMSNetDenoiser` with ``amsnet:`` (masks seeded from ``amsnet.seed`` by pixel
+        position, tiles of ``amsnet.tile`` so memory is bounded on images of any size), on ``self.lq``'s device:
+        the same output as ``amsnet-denoise`` for the same settings."""
         with self.evaluation_network() as net:
-            self.output = tiling.denoise_image(net, self.lq, masks=PositionalMasks(config.seed),
-                                               **config.inference_kwargs(self.lq.device.type))
+            self.output = AMSNetDenoiser(net, self.scheme_config, channels=self.net_channels)(self.lq)
 
     @contextlib.contextmanager
     def evaluation_network(self):

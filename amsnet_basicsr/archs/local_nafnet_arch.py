@@ -1,0 +1,78 @@
+"""LocalNAFNet: spandrel's NAFNet with the test-time local converter (TLC) built in, so its output does not depend
+on the inference tile size.
+
+NAFNet's simplified channel attention (SCA) multiplies every feature map by a 1x1 conv of its *global* average
+(``AdaptiveAvgPool2d(1)``). Trained on small crops, the network then sees other statistics at test time (a tile, a
+whole photo), and a tiled output differs from the whole-image one. Chu, Chen, Chen, Zhang, Sun, "Improving Image
+Restoration by Revisiting Global Information Aggregation" (TLC, ECCV 2022) replace the global average at test time
+by a local average over a window of the training-crop size.
+
+Here the window is chosen so that the replacement is exact on the training crops: at a level of resolution
+``2 ** -level`` the average runs over a ``(2 * n - 1)``-pixel square window clipped to the feature map (the mean of
+the pixels inside, ``count_include_pad=False``), with ``n = train_size * 2 ** -level`` the side of a training crop
+there (``train_size`` rounded up to NAFNet's padding multiple ``2 ** len(enc_blk_nums)``). On a map of at most ``n``
+pixels per side every window covers the whole map, so on every crop no larger than ``train_size`` the network
+computes NAFNet's function with NAFNet's gradients: training is unchanged and NAFNet weights load with
+``strict=True`` (same constructor arguments and parameter names, plus ``train_size``). On a larger input every
+pixel sees only a bounded neighbourhood, the same in a tile as in the whole image away from the tile's edges.
+"""
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+from spandrel.architectures.NAFNet import NAFNet
+from torch import nn
+
+
+def local_mean(x, radius):
+    """Mean of ``x`` (N, C, H, W) over the (2 * radius + 1)-pixel square window around every pixel, clipped to the
+    map (``F.avg_pool2d(x, 2 * radius + 1, 1, radius, count_include_pad=False)``), in O(1) per pixel: separable
+    running sums. An axis of at most ``radius + 1`` pixels is averaged whole (size 1, broadcast by the caller)."""
+    for dim in (2, 3):
+        size = x.shape[dim]
+        if size <= radius + 1:
+            x = x.mean(dim, keepdim=True)
+            continue
+        # sums[j] = x[..., :j - radius].sum() clipped to [0, size]: the window of i is sums[i + 2r + 1] - sums[i]
+        cumulative = x.cumsum(dim)
+        sums = torch.cat([torch.zeros_like(cumulative.narrow(dim, 0, 1)).expand_as(cumulative.narrow(dim, 0, radius + 1)),
+                          cumulative, cumulative.narrow(dim, size - 1, 1).expand_as(cumulative.narrow(dim, 0, radius))],
+                         dim)
+        index = torch.arange(size, device=x.device)
+        count = ((index + radius + 1).clamp(max=size) - (index - radius).clamp(min=0)).to(x.dtype)
+        x = (sums.narrow(dim, 2 * radius + 1, size) - sums.narrow(dim, 0, size)) / count.view(
+            (-1, 1) if dim == 2 else (-1,))
+    return x
+
+
+class LocalAvgPool2d(nn.Module):
+    """Drop-in replacement of ``nn.AdaptiveAvgPool2d(1)`` in an SCA: :func:`local_mean` with ``radius``."""
+
+    def __init__(self, radius):
+        super().__init__()
+        self.radius = radius
+
+    def forward(self, x):
+        return local_mean(x, self.radius)
+
+    def extra_repr(self):
+        return f'radius={self.radius}'
+
+
+@ARCH_REGISTRY.register()
+class LocalNAFNet(NAFNet):
+    """NAFNet whose SCA pools over a local window tied to the training crop ``train_size`` (module docstring; TLC,
+    Chu et al. ECCV 2022): equal to ``NAFNet`` with the same weights on inputs of at most ``train_size`` pixels a
+    side, local (a bounded receptive field per pooling) on larger ones."""
+
+    def __init__(self, *, img_channel=3, width=16, middle_blk_num=1, enc_blk_nums=(), dec_blk_nums=(), train_size=64):
+        super().__init__(img_channel=img_channel, width=width, middle_blk_num=middle_blk_num,
+                         enc_blk_nums=list(enc_blk_nums), dec_blk_nums=list(dec_blk_nums))
+        if train_size < 1:
+            raise ValueError(f'train_size must be >= 1, got {train_size}')
+        self.hyperparameters['train_size'] = train_size
+        crop = -(-train_size // self.padder_size) * self.padder_size  # the training crop as NAFNet pads it
+        depth = len(self.encoders)
+        levels = ([(blocks, level) for level, blocks in enumerate(self.encoders)] + [(self.middle_blks, depth)]
+                  + [(blocks, depth - 1 - index) for index, blocks in enumerate(self.decoders)])
+        for blocks, level in levels:
+            for block in blocks:
+                block.sca[0] = LocalAvgPool2d((crop >> level) - 1)
