@@ -1,6 +1,9 @@
 """amsnet-basicsr: AMSNet (ECCV 2024) self-supervised real image denoising as a BasicSR plugin."""
 from setuptools import find_packages, setup
 
+# amsnet-export writes ONNX (torch's dynamo exporter needs onnxscript) and checks it with onnxruntime
+ONNX = ['onnx', 'onnxscript', 'onnxruntime']
+
 setup(
     name='amsnet_basicsr',
     version='0.1.0',
@@ -9,7 +12,7 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.10',
-    packages=find_packages(include=['amsnet_basicsr', 'amsnet_basicsr.*']),
+    packages=find_packages(include=['amsnet_basicsr', 'amsnet_basicsr.*']),  # benchmarks/ is research: not installed
     install_requires=[  # what this package imports itself; basicsr brings the rest of its own needs
         'basicsr==1.4.2',
         'torch>=2.9',  # tested: 2.9.1 and 2.14.1
@@ -24,13 +27,19 @@ setup(
         'scipy',
         'h5py',
         'scikit-image',
-        'bm3d',  # the demo's classical baseline
-        'PyWavelets',  # scikit-image's noise estimate (skimage.restoration.estimate_sigma) for NLM / BM3D
+        # bm3d and PyWavelets serve only the classical baselines (baselines.py: BM3D, and scikit-image's noise
+        # estimate skimage.restoration.estimate_sigma for NLM / BM3D). The demo (amsnet demo), still in the package,
+        # uses them, so they stay here until it leaves; then they move to the 'bench' extra.
+        'bm3d',
+        'PyWavelets',
         'Pillow',
     ],
-    extras_require={  # amsnet-export writes ONNX (torch's dynamo exporter needs onnxscript) and checks it with onnxruntime
-        'onnx': ['onnx', 'onnxscript', 'onnxruntime'],
-        'test': ['pytest', 'onnx', 'onnxscript', 'onnxruntime'],
+    extras_require={
+        'onnx': ONNX,
+        # the scripts in benchmarks/ (run from a checkout, `python benchmarks/<name>.py`): beyond install_requires they
+        # need only the ONNX stack, for inference_speed.py's onnxruntime row of the student
+        'bench': ONNX,
+        'test': ['pytest', *ONNX],  # tests/ and benchmarks/tests (pytest.ini testpaths): what both import
     },
     entry_points={
         'console_scripts': [
@@ -39,7 +48,7 @@ setup(
             'amsnet-test=amsnet_basicsr.pipelines:test_main',
             'amsnet-demo=amsnet_basicsr.demo:main',
             'amsnet-denoise=amsnet_basicsr.denoise:main',
-            'amsnet-distill-prepare=amsnet_basicsr.data.teacher_targets:main',
+            'amsnet-distill-prepare=amsnet_basicsr.distill.targets:main',
             'amsnet-export=amsnet_basicsr.export:main',
             'amsnet-train-folder=amsnet_basicsr.train_folder:main',
         ],

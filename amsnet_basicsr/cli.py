@@ -27,7 +27,7 @@ SUBCOMMANDS = {
     'train': Subcommand('amsnet_basicsr.pipelines', 'train_main', "BasicSR's training pipeline (train.py -opt ...)"),
     'test': Subcommand('amsnet_basicsr.pipelines', 'test_main', "BasicSR's test pipeline (test.py -opt ...)"),
     'export': Subcommand('amsnet_basicsr.export', 'main', 'a single-pass network to ONNX'),
-    'distill-prepare': Subcommand('amsnet_basicsr.data.teacher_targets', 'main',
+    'distill-prepare': Subcommand('amsnet_basicsr.distill.targets', 'main',
                                   "precompute the teacher's targets of stage distill (AMSNet-D)"),
     'prepare-sidd': Subcommand('amsnet_basicsr.data.sidd_prepare', 'main', 'crop SIDD-Medium into a training LMDB'),
     'convert-checkpoint': Subcommand('amsnet_basicsr.convert', 'main',

@@ -17,7 +17,7 @@ declaration for the spandrel classes, a fact beside each of this package's archi
 
 ``chunk_size: auto`` (the default) sizes each denoiser call by a pixel budget of the device it runs on
 (:data:`CHUNK_PIXELS`): on a CPU, calls of more than ~2 images of 256x256 are slower per pixel (measured with
-``scripts/benchmark_inference.py``, ``docs/benchmarks.md``), while a GPU wants larger batches.
+``benchmarks/inference_speed.py``, ``benchmarks/results/inference_speed.md``), while a GPU wants larger batches.
 
 """
 import math

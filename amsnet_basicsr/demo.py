@@ -39,8 +39,8 @@ SIDD's longer-range correlation needs stride 5. The table also reports the untra
 neighbour mean) so that the part of the gain that training brings is visible.
 
 Its settings and options builders live in :mod:`amsnet_basicsr.recipes`. The helpers :func:`train_in_process`,
-:func:`steps_per_second`, :func:`scores` and :func:`evaluate` are shared with :mod:`amsnet_basicsr.ablation`,
-:mod:`amsnet_basicsr.checkpoint_ranking` and :mod:`amsnet_basicsr.shift_bench`.
+:func:`steps_per_second`, :func:`scores` and :func:`evaluate` are shared with the research scripts in
+``benchmarks/`` (``ablation.py``, ``checkpoint_ranking.py``, ``data_shift.py``).
 """
 import argparse
 import copy
@@ -399,7 +399,7 @@ def distill_student(args, out, config, data, teacher_options, teacher_weights, s
     teacher's B-E targets on the noisy training tiles (``amsnet-distill-prepare``'s function), the student trained
     by ``train.py``, then evaluated on the held-apart blocks with the model's own single-pass inference; returns its
     table row and per-block results."""
-    from amsnet_basicsr.data import teacher_targets
+    from amsnet_basicsr.distill import targets as teacher_targets
     iters = args.student_iters if args.student_iters is not None else config['student_iters']
     data['teacher_lmdb'] = osp.join(out, 'data', 'train_teacher.lmdb')
     options = distill_stage_options(config, data, teacher_options, teacher_weights, seed=seed, iters=iters)

@@ -1,4 +1,4 @@
-"""The embedded demo data, shared by the demo (:mod:`amsnet_basicsr.demo`) and the ablation (:mod:`amsnet_basicsr.ablation`).
+"""The embedded demo data, shared by the demo (:mod:`amsnet_basicsr.demo`) and the ablation (benchmarks/ablation.py).
 
 scikit-image's bundled sample photos (no download) get realistic sRGB camera noise (:mod:`amsnet_basicsr.camera_noise`:
 signal dependent, spatially correlated by demosaicking; Brooks et al. 2019) and are split three ways, by photo:

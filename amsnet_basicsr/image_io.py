@@ -1,8 +1,10 @@
 """Image files: one decoder behind every reader of the package (training folders and LMDBs, paired test folders,
 photos for ``amsnet-denoise``, SIDD crops); the one table of the file formats photos are written in (:data:`FORMATS`,
-:func:`convert_for`); and the photo files of ``amsnet-denoise`` (:func:`find_images`, :func:`read_image`,
-:func:`split_image` / :func:`join_image` between a stored array and the float RGB/gray the denoiser takes,
-:func:`write_image`). Errors are :class:`~amsnet_basicsr.errors.ImageError` naming the file."""
+:func:`convert_for`); PNG sizes from the header alone (:func:`png_header_size`, for SIDD crops and teacher targets);
+and the photo files of ``amsnet-denoise`` (:func:`find_images`, :func:`read_image`, :func:`split_image` /
+:func:`join_image` between a stored array and the float RGB/gray the denoiser takes, :func:`write_image`).
+Errors are :class:`~amsnet_basicsr.errors.ImageError` naming the file."""
+import struct
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
@@ -51,6 +53,19 @@ def read(path):
     except OSError as error:
         raise ImageError(f'{path}: cannot be read ({error.strerror or error})') from error
     return decode(content, path)
+
+
+PNG_HEADER_BYTES = 29  # signature (8), IHDR length and type (8), width, height, bit depth, colour type (10), ...
+
+
+def png_header_size(head: bytes, source: object) -> Tuple[int, int, int, int]:
+    """(height, width, channels, bytes per sample) from the first :data:`PNG_HEADER_BYTES` bytes of a PNG, without
+    decoding the image; :class:`~amsnet_basicsr.errors.ImageError` naming ``source`` when they are not a PNG's."""
+    if len(head) < PNG_HEADER_BYTES or head[:8] != b'\x89PNG\r\n\x1a\n' or head[12:16] != b'IHDR':
+        raise ImageError(f'{source} is not a PNG file')
+    width, height, depth, color = struct.unpack('>IIBB', head[16:26])
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color, 3)
+    return height, width, channels, max(depth // 8, 1)
 
 
 def to_float_bgr(stored):

@@ -10,14 +10,18 @@ import difflib
 import math
 import os
 import warnings
+from typing import Any, Dict, Mapping
 
 import torch
 import yaml
 
 from .config import SchemeConfig, is_integer, require_integer
+from .distill import check_distill_options
 from .errors import OptionError, SetupError
 from .networks import check_network_options
 
+# train.stage -> its loss (LOSS_REGISTRY): L_m (Eq. 4), L_t (Eq. 10), L1 to the teacher's output; the first stage is
+# the default. The stage alone decides the loss: train.pixel_opt only sets its parameters (stage_pixel_options).
 STAGE_LOSSES = {'mask': 'MaskedL1Loss', 'finetune': 'FinetuneLoss', 'distill': 'L1Loss'}
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 PREFETCH_MODES = (None, 'cpu', 'cuda')
@@ -52,22 +56,37 @@ DATASET_KEYS = {
 }
 
 
+def stage_pixel_options(train: Mapping[str, Any], stage_losses: Mapping[str, str] = STAGE_LOSSES) -> Dict[str, Any]:
+    """The loss of ``train.stage``, as BasicSR's ``train.pixel_opt``: the stage alone decides the loss
+    (``stage_losses``: ``mask`` -> L_m, Eq. 4; ``finetune`` -> L_t, Eq. 10; ``distill`` -> L1 to the teacher), and
+    ``pixel_opt`` only sets its parameters (``loss_weight``; FinetuneLoss's ``smoothness_weight``, lambda of Eq. 10).
+    ``pixel_opt`` and its ``type`` may be left out; an explicit ``type`` must be the stage's. Returns a new dict with
+    ``type`` filled in (``train`` is not changed); :class:`OptionError` names the key otherwise."""
+    stage = train.get('stage', next(iter(stage_losses)))
+    if stage not in stage_losses:
+        raise OptionError(f'train.stage: {stage!r} is not one of {", ".join(stage_losses)}')
+    pixel_opt = train.get('pixel_opt') or {}
+    if not isinstance(pixel_opt, Mapping):
+        raise OptionError(f'train.pixel_opt must be a mapping of the loss\'s parameters (loss_weight: ...), got '
+                          f'{pixel_opt!r}')
+    pixel_type = pixel_opt.get('type', stage_losses[stage])
+    if pixel_type != stage_losses[stage]:
+        allowed = ', '.join(f'{name}: {loss}' for name, loss in stage_losses.items())
+        raise OptionError(f'train.pixel_opt.type must be {stage_losses[stage]} for train.stage {stage!r}, got '
+                          f'{pixel_type!r} ({allowed}; train.stage sets it when the type is left out)')
+    return {'type': stage_losses[stage], **{key: value for key, value in pixel_opt.items() if key != 'type'}}
+
+
 def check_train_options(opt, stage_losses=STAGE_LOSSES):
     """The ``train:`` section of a training run (stage, loss, optimiser, scheduler, iterations).
 
-    ``stage_losses`` maps the model's training stages to the loss each needs (the first stage is the default).
+    ``stage_losses`` maps the model's training stages to the loss each needs (the first stage is the default;
+    :func:`stage_pixel_options`).
     """
     train = opt.get('train')
     if not isinstance(train, dict):
         raise OptionError('train: section is required for training')
-    stage = train.get('stage', next(iter(stage_losses)))
-    if stage not in stage_losses:
-        raise OptionError(f'train.stage: {stage!r} is not one of {", ".join(stage_losses)}')
-    pixel_type = (train.get('pixel_opt') or {}).get('type')
-    if pixel_type != stage_losses[stage]:
-        allowed = ', '.join(f'{name}: {loss}' for name, loss in stage_losses.items())
-        raise OptionError(f'train.pixel_opt.type must be {stage_losses[stage]} for train.stage {stage!r}, got '
-                          f'{pixel_type!r} ({allowed})')
+    stage_pixel_options(train, stage_losses)
     optim = train.get('optim_g') or {}
     optimizer_class = getattr(torch.optim, str(optim.get('type')), None)
     if not isinstance(optimizer_class, type) or not issubclass(optimizer_class, torch.optim.Optimizer):
@@ -99,43 +118,6 @@ def check_model_options(opt, stage_losses=STAGE_LOSSES):
         elif SchemeConfig.from_options(opt).single_pass:
             raise OptionError(f'amsnet.single_pass: a single-pass network is trained by train.stage distill, not '
                               f'{opt["train"].get("stage", next(iter(stage_losses)))!r}')
-
-
-def check_distill_options(opt):
-    """Stage ``distill`` (AMSNet-D): the student is single-pass; its targets are a teacher's, never clean images."""
-    from .distill import TEACHER_SECTION, check_targets_folder, teacher_config
-    if not SchemeConfig.from_options(opt).single_pass:
-        raise OptionError('amsnet.single_pass must be true for train.stage distill: network_g is the student, run '
-                          'once per image (the teacher\'s scheme is the amsnet_teacher section)')
-    train_set = ((opt.get('datasets') or {}).get('train')) or {}
-    dataroot_gt = train_set.get('dataroot_gt')
-    if dataroot_gt is not None:
-        if train_set.get('type') != 'PairedImageDataset':
-            raise OptionError(f'datasets.train.type must be PairedImageDataset with precomputed targets '
-                              f'(dataroot_gt), got {train_set.get("type")!r}')
-        if os.path.exists(str(dataroot_gt)):
-            info = check_targets_folder(dataroot_gt)
-            beside = os.path.dirname(os.path.abspath(str(dataroot_gt)))  # amsnet-distill-prepare records it so
-            source = os.path.relpath(os.path.abspath(str(train_set.get('dataroot_lq'))), beside)
-            if info.get('source') != source:
-                raise OptionError(f'datasets.train.dataroot_gt: {dataroot_gt} holds the teacher\'s targets for '
-                                  f'{info.get("source")}, not for datasets.train.dataroot_lq {source}')
-        return
-    if not isinstance(opt.get('network_teacher'), dict):
-        raise OptionError('network_teacher is required for train.stage distill without precomputed targets '
-                          '(datasets.train.dataroot_gt from amsnet-distill-prepare)')
-    check_network_options(opt, 'network_teacher')
-    teacher_config(opt)
-    path = opt.get('path') or {}
-    if not path.get('pretrain_network_teacher'):
-        raise OptionError(f'path.pretrain_network_teacher: the trained teacher weights are required ({TEACHER_SECTION} '
-                          'gives its scheme)')
-    if 'network_teacher' not in (path.get('ignore_resume_networks') or []):
-        raise OptionError('path.ignore_resume_networks must list network_teacher: on a resume BasicSR would otherwise '
-                          'look for a teacher checkpoint of the run (net_teacher_<iter>.pth), which is never written')
-    if path.get('param_key_teacher') == 'params_ema':
-        raise OptionError('path.param_key_teacher: params_ema is reset to params by BasicSR on a resume; precompute '
-                          'the targets with amsnet-distill-prepare (which reads params_ema once) or use params')
 
 
 def _path_keys(dataset):

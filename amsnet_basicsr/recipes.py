@@ -14,8 +14,8 @@ Which command uses which:
 * ``amsnet-demo``: ``RECIPES['full']`` (``'quick'``), :func:`mask_stage_options`, :func:`distill_stage_options`,
   :func:`train`;
 * ``amsnet-denoise --adapt``: :func:`adaptation_options`;
-* the research modules (ablation, checkpoint ranking, data-shift bench): :func:`in_process_model`, the demo's
-  recipes, and :func:`train_section` / :func:`cosine_schedule` for the ablation's own in-process runs.
+* the research scripts in ``benchmarks/`` (ablation, checkpoint ranking, data shift): :func:`in_process_model`, the
+  demo's recipes, and :func:`train_section` / :func:`cosine_schedule` for the ablation's own in-process runs.
 """
 import contextlib
 import copy
@@ -53,8 +53,8 @@ RECIPES = {
 }
 # amsnet-train-folder on your photos: the demo's with a 6-layer, 32-channel denoiser (40 k parameters) trained 3,000
 # iterations at a lower learning rate, chosen with amsnet-train-folder on the demo's training photos plus its
-# validation photo, scored on the validation photo only (docs/shift_bench.md, "The recipe"): about 8 CPU-minutes in
-# all for two 1-MP photos.
+# validation photo, scored on the validation photo only (benchmarks/results/data_shift.md, "The recipe"): about 8
+# CPU-minutes in all for two 1-MP photos.
 RECIPES['folder'] = {**RECIPES['full'], 'nc': 32, 'nb': 6, 'lr': 1e-3, 'iters': 3000}
 
 MASK_EXPERIMENT = 'AMSNet_demo'
@@ -154,7 +154,7 @@ def distill_stage_options(config: Mapping, data: Mapping, teacher: Mapping, teac
     """Stage ``distill`` (AMSNet-D): the B-E model of the options ``teacher`` with the weights ``teacher_weights`` is
     the frozen teacher (``network_teacher``, its ``amsnet`` section as ``amsnet_teacher``); its outputs on the noisy
     training tiles ``data['lmdb']`` are precomputed into ``data['teacher_lmdb']``
-    (:mod:`amsnet_basicsr.data.teacher_targets`) and read with the noisy tiles by BasicSR's ``PairedImageDataset``.
+    (:mod:`amsnet_basicsr.distill.targets`) and read with the noisy tiles by BasicSR's ``PairedImageDataset``.
     The student is spandrel's NAFNet with TLC (``LocalNAFNet``, exact on ``student_crop`` crops; width
     ``student_width``: 16 is the ~1.1 M-parameter student of the shipped SIDD options), trained with L1 to the
     targets and Adam with cosine decay, and run once per image at test time. Nothing clean is read: the teacher's

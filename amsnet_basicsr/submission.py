@@ -1,5 +1,4 @@
-"""Benchmark submission files: SIDD ``SubmitSrgb.mat`` + ``SubmitSrgb.csv``, the DND sRGB bundle, and the
-clean-free validation metric ``masked_holdout``.
+"""Benchmark submission files: SIDD ``SubmitSrgb.mat`` + ``SubmitSrgb.csv`` and the DND sRGB bundle.
 
 Writers (pure numpy / scipy; every file is written to a temporary name and renamed, so a crash never leaves a
 truncated submission):
@@ -14,8 +13,8 @@ truncated submission):
 * :func:`write_dnd_image` -- one ``%04d.mat`` of the DND bundle: ``Idenoised`` (1x20 cell of float32 HxWx3 crops in
   [0, 1]), ``israw`` false, ``eval_version`` '1.0', as the DND kit's ``bundle_submissions_srgb`` saves it.
 
-Collector used by the model during ``test.py`` (a dataset whose options carry ``submission: sidd`` or
-``submission: dnd``)::
+Collector used by the model's validation loop (:class:`~amsnet_basicsr.models.validation.ValidationMixin`) during
+``test.py``, on a dataset whose options carry ``submission: sidd`` or ``submission: dnd``::
 
     collector = build_submission_collector(dataloader.dataset, self.opt)   # None without `submission:`
     ...  per batch:  collector.run_timed(self.test); collector.add(val_data, self.output)
@@ -23,12 +22,6 @@ Collector used by the model during ``test.py`` (a dataset whose options carry ``
 
 SIDD blocks are quantised exactly like BasicSR's ``tensor2img`` (clamp to [0, 1], x255, round); DND crops are the
 float32 outputs clamped to [0, 1]. DND images are written as soon as their 20 crops are in, so memory stays small.
-
-Clean-free validation (:class:`SubmissionMixin`): a ``val.metrics`` entry ``{type: masked_holdout}`` is the masked
-hold-out loss -- L_m (Eq. 4) of the single-mask training forward (Eq. 2-3, PD at ``amsnet.train_stride``) with a
-fixed mask seeded by ``amsnet.seed``, against the noisy input itself. It reads no clean image, is deterministic and
-lower is better (``better: lower`` is filled in); on a validation set without reference images it replaces the
-metrics that need one.
 """
 import base64
 import os
@@ -39,9 +32,6 @@ import numpy as np
 import scipy.io
 import torch
 
-from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
-from basicsr.utils.registry import METRIC_REGISTRY
-
 from .errors import DataError, OptionError
 from .files import atomic_write
 
@@ -49,7 +39,6 @@ SIDD_CSV_NAME = 'SubmitSrgb.csv'
 SIDD_CSV_HEADER = 'ID,BLOCK'
 SIDD_BLOCKS_PER_IMAGE = 32
 SIDD_BLOCK_SHAPE = (256, 256, 3)
-HOLDOUT_METRIC = 'masked_holdout'
 
 DEFAULT_OPTIONAL_DATA = {
     'MethodName': 'AMSNet',
@@ -286,112 +275,3 @@ def build_submission_collector(dataset, opt):
     return SubmissionCollector(kind, out_dir, dataset.num_images, dataset.blocks_per_image,
                                block_shape=getattr(dataset, 'shape', (None, None, 256, 256, 3))[2:],
                                optional_data=dataset.opt.get('submission_info'))
-
-
-@METRIC_REGISTRY.register()
-def masked_holdout(img, loss=None, **kwargs):
-    """The BasicSR-metric form of the masked hold-out loss (module docstring): the value that
-    :class:`SubmissionMixin` computed for the current image (the model's ``masked_holdout_loss``, L_m of Eq. 4 on a
-    fixed mask) and passed in as ``loss``. It needs the network, not the output image, so it only exists inside the
-    validation of a model with the mixin."""
-    if loss is None:
-        raise OptionError(f'val.metrics: type {HOLDOUT_METRIC} is computed by the validation of AMSNetModel '
-                          '(SubmissionMixin); it cannot be calculated from output images alone')
-    return float(loss)
-
-
-class SubmissionMixin:
-    """Adds submission files, GT-less test sets and the clean-free ``masked_holdout`` metric to a BasicSR
-    ``SRModel`` subclass, without touching its loop.
-
-    Use as the first base: ``class AMSNetModel(SubmissionMixin, SRModel)``. During ``nondist_validation`` on a
-    dataset with ``submission: sidd|dnd`` it times each ``test()`` (the span between ``feed_data`` and
-    ``get_current_visuals``, which SRModel's loop calls right before and after it), collects ``self.output`` and
-    writes the files at the end. ``val.metrics`` entries of type ``masked_holdout`` are computed for every dataset
-    from ``self.lq`` alone by the model's ``masked_holdout_loss`` (right after the timed ``test()``) and go through
-    BasicSR's own averaging, best-value tracking (``better: lower``) and logging. On a dataset with ``has_gt =
-    False`` the metrics that need a reference are dropped for that dataset (BasicSR would fail in calculate_psnr
-    without one) and the ``masked_holdout`` entries are kept -- a default one is added when there is none, so a
-    noisy-only validation set is still scored; a model without ``masked_holdout_loss`` skips its metrics, as
-    before. It logs what it did and where images and files went.
-    """
-
-    def _validation_metrics(self, name, metrics, has_gt, logger):
-        """The ``val.metrics`` to run on dataset ``name`` (copies; the options are never changed) or None."""
-        if metrics is None:
-            return None
-        holdout = {}
-        for key, metric_opt in metrics.items():
-            if metric_opt.get('type') == HOLDOUT_METRIC:
-                holdout[key] = {**metric_opt, 'better': metric_opt.get('better', 'lower')}
-                if holdout[key]['better'] != 'lower':
-                    raise OptionError(f"val.metrics.{key}.better must be 'lower' for type {HOLDOUT_METRIC} (a "
-                                      f"loss), got {holdout[key]['better']!r}")
-        scores_holdout = (hasattr(self, 'masked_holdout_loss')
-                          and not getattr(getattr(self, 'scheme_config', None), 'single_pass', False))
-        if holdout and not scores_holdout:
-            raise OptionError(f'val.metrics: type {HOLDOUT_METRIC} needs a mask-scheme model with masked_holdout_loss '
-                              f'(AMSNetModel without amsnet.single_pass), got {type(self).__name__}')
-        if has_gt:
-            return {key: holdout.get(key, metric_opt) for key, metric_opt in metrics.items()}
-        skipped = ', '.join(key for key in metrics if key not in holdout)
-        if not scores_holdout:
-            logger.info(f'{name} has no reference images: metrics skipped for it.')
-            return None
-        holdout = holdout or {HOLDOUT_METRIC: {'type': HOLDOUT_METRIC, 'better': 'lower'}}
-        logger.info(f'{name} has no reference images: metrics skipped for it. Validating it by '
-                    f'{", ".join(holdout)} (masked hold-out loss: L_m on fixed masks, no clean image, lower is '
-                    f'better) instead of {skipped or "nothing"}.')
-        return holdout
-
-    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
-        from basicsr.utils import get_root_logger
-        logger = get_root_logger()
-        dataset = dataloader.dataset
-        name = dataset.opt['name']
-        val_opt = self.opt['val']
-        metrics = val_opt.get('metrics')
-        has_gt = getattr(dataset, 'has_gt', None)
-        if has_gt is None:  # datasets of basicsr or other plugins: look at one item
-            has_gt = 'gt' in dataset[0]
-        active = self._validation_metrics(name, metrics, has_gt, logger)
-        self._holdout_metrics = [metric_opt for metric_opt in (active or {}).values()
-                                 if metric_opt.get('type') == HOLDOUT_METRIC]
-        val_opt['metrics'] = active
-        if active is not None:  # SRModel keeps the metric names of its first validation; these are this set's
-            self.metric_results = {key: 0 for key in active}
-        self._submission = build_submission_collector(dataset, self.opt)
-        self._submission_batch = None
-        try:
-            super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
-            collector = self._submission
-        finally:
-            val_opt['metrics'] = metrics
-            self._holdout_metrics = []
-            self._submission = None
-            self._submission_batch = None
-        if save_img and not self.opt['is_train']:
-            logger.info(f"{name}: images saved to {osp.join(self.opt['path']['visualization'], name)}")
-        if collector is not None:
-            paths = collector.finalize()
-            where = ' and '.join(paths) if collector.kind == 'sidd' else collector.out_dir
-            logger.info(f'{name}: {collector.kind.upper()} submission written to {where} ({len(paths)} file(s)); '
-                        f'{collector.time_mp:.3f} s per megapixel')
-
-    def feed_data(self, data):
-        super().feed_data(data)
-        if getattr(self, '_submission', None) is not None:
-            self._submission_batch = data
-            self._submission.start_timer()
-
-    def get_current_visuals(self):
-        collector = getattr(self, '_submission', None)
-        if collector is not None and self._submission_batch is not None:
-            collector.stop_timer()
-            collector.add(self._submission_batch, self.output)
-            self._submission_batch = None
-        if getattr(self, '_holdout_metrics', None):  # after the timer: not part of the submission's runtime
-            loss = self.masked_holdout_loss(self.lq)
-            for metric_opt in self._holdout_metrics:
-                metric_opt['loss'] = loss  # read by masked_holdout() when SRModel's loop calculates the metrics
-        return super().get_current_visuals()

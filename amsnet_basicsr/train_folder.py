@@ -15,7 +15,7 @@ camera's noise best. Steps, each a part of this package that the other commands 
    60-px crops, Adam with cosine decay; ``train.py`` in a subprocess, resumable with ``--resume``), saving a
    checkpoint at every validation.
 3. Pick the checkpoint without clean images: the lowest masked hold-out loss (``masked_holdout``: L_m, Eq. 4,
-   with fixed masks) on the held-out tiles (``docs/checkpoint_selection.md``).
+   with fixed masks) on the held-out tiles (``benchmarks/results/checkpoint_ranking.md``).
 4. Distil it (stage ``distill``, AMSNet-D: :func:`amsnet_basicsr.recipes.distill_stage_options`) into a
    single-pass student (``--student-iters``; 0 keeps the B-E model): the chosen model's B-E output on the training
    tiles is the target.
@@ -23,8 +23,8 @@ camera's noise best. Steps, each a part of this package that the other commands 
    :func:`amsnet_basicsr.recipes.inference_options`) and ``model.pth``.
 
 The recipe was chosen on the demo's validation photo. On the six camera pipelines of the data-shift bench
-(``docs/shift_bench.md``) its student beats OpenCV NLM on every one and BM3D on one; BM3D is better on the others
-(by 0.4-1.4 dB), at ~60x the time: compare on a few of your own photos.
+(``benchmarks/results/data_shift.md``) its student beats OpenCV NLM on every one and BM3D on one; BM3D is better on
+the others (by 0.4-1.4 dB), at ~60x the time: compare on a few of your own photos.
 
 ``--out`` is owned (:mod:`amsnet_basicsr.output_folder`): it must lie outside the photo folder; an existing one is
 taken only if it holds a record of an earlier run of this command, with ``--resume`` (continue it: packing and
@@ -161,7 +161,7 @@ def check_folders(folder, out):
 
 
 def run(args, log):
-    from .data import teacher_targets
+    from .distill import targets as teacher_targets
     folder, out = osp.abspath(args.input), osp.abspath(args.out)
     check_folders(folder, out)
     config = dict(recipes.RECIPES['quick' if args.quick else 'folder'], train_tile=args.train_tile)

@@ -6,8 +6,9 @@
    stage; the student in fp32 / bf16 / fp16).
 2. A short ``torchrun`` training (stage mask, 300 iterations) with NCCL: 2 processes when 2 GPUs are visible,
    else 1 (NCCL cannot put two ranks on one GPU).
-3. The inference benchmark on the GPU: the paper's Restormer, MMDB and MMDB + R^3 in fp32 / bf16 / fp16 with
-   ``chunk_size: auto``, and the teacher's P-E against the distilled student (``--sections blocks,student``).
+3. The inference benchmark (``benchmarks/inference_speed.py``) on the GPU: the paper's Restormer, MMDB and
+   MMDB + R^3 in fp32 / bf16 / fp16 with ``chunk_size: auto``, and the teacher's P-E against the distilled student
+   (``--sections blocks,student``).
 4. channels_last and ``torch.compile`` of the student and of the Restormer teacher, fp32 and bf16, 512x512.
 
 Every step runs in its own process with a time limit (120 + 150 + 150 + 90 s at most), and ``gpu_check.json`` is
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+INFERENCE_SPEED = REPO / 'benchmarks' / 'inference_speed.py'  # the inference benchmark (steps 3 and 4)
 
 
 def run(name, command, out, timeout, cwd=REPO):
@@ -79,7 +81,8 @@ def compile_and_channels_last(path):
     """Time eager, channels_last and torch.compile forwards (fp32, bf16); the rows go to ``path`` as they come."""
     import torch
     import amsnet_basicsr.plugin  # noqa: F401
-    from amsnet_basicsr.benchmark import ARCHS, STUDENT, timed
+    sys.path.insert(0, str(INFERENCE_SPEED.parent))
+    from inference_speed import ARCHS, STUDENT, timed
     from basicsr.archs import build_network
     device = torch.device('cuda')
     _, base, sizes = ARCHS['Restormer']
@@ -133,7 +136,7 @@ def main(argv=None):
     report['ddp_training'] = ddp_training(out, 150)
     save()
     benchmark_json = out / 'benchmark.json'
-    ok, _ = run('benchmark', [sys.executable, '-m', 'amsnet_basicsr.benchmark', '--device', 'cuda', '--arch',
+    ok, _ = run('benchmark', [sys.executable, str(INFERENCE_SPEED), '--device', 'cuda', '--arch',
                               'Restormer', '--size', 'paper', '--sections', 'blocks,student', '--precisions', 'fp32',
                               'bf16', 'fp16', '--repeats', '3', '--json', str(benchmark_json)], out, 150)
     report['benchmark'] = json.loads(benchmark_json.read_text()) if ok else dict(ok=False)

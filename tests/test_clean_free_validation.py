@@ -1,5 +1,5 @@
 """The clean-free validation metric ``masked_holdout``: L_m (Eq. 4) of the single-mask forward (Eq. 2-3) on noisy
-validation images with fixed, seeded masks, through BasicSR's own validation loop (AMSNetModel + SubmissionMixin)."""
+validation images with fixed, seeded masks, through BasicSR's own validation loop (AMSNetModel + ValidationMixin)."""
 import builtins
 import logging
 

@@ -12,7 +12,7 @@ import torch
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import distill, tiling
 from amsnet_basicsr.config import SchemeConfig
-from amsnet_basicsr.data import teacher_targets
+from amsnet_basicsr.distill import targets as teacher_targets
 from amsnet_basicsr.errors import OptionError, SetupError
 from amsnet_basicsr.masks import PositionalMasks
 from amsnet_basicsr.options_check import check_options
@@ -265,10 +265,10 @@ def test_distill_end_to_end_prepare_train_test_denoise(tmp_path, image_folders, 
     targets = tmp_path / 'targets.lmdb'
     option_file = write_options(tmp_path / 'd.yml', distill_options(tmp_path, image_folders, teacher_weights,
                                                                     targets=targets, noisy_lmdb=noisy_lmdb))
-    prepare = subprocess.run([sys.executable, '-m', 'amsnet_basicsr.data.teacher_targets', '-opt', str(option_file),
+    prepare = subprocess.run([sys.executable, '-m', 'amsnet_basicsr.distill.targets', '-opt', str(option_file),
                               '--quiet'], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert prepare.returncode == 0, prepare.stderr
-    again = subprocess.run([sys.executable, '-m', 'amsnet_basicsr.data.teacher_targets', '-opt', str(option_file),
+    again = subprocess.run([sys.executable, '-m', 'amsnet_basicsr.distill.targets', '-opt', str(option_file),
                             '--quiet'], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and again.stderr.strip().endswith('exists; pass --force to rebuild it')
     run_entry_point('train.py', option_file, tmp_path)

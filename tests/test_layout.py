@@ -1,5 +1,5 @@
-"""The package's import graph has no cycle, counting imports inside functions too (a function-local import that
-closes a cycle only hides it)."""
+"""The package's import graph has no cycle, and the package imports nothing of the research scripts in benchmarks/;
+both count imports inside functions too (a function-local import that closes a cycle only hides it)."""
 import ast
 
 from conftest import REPO
@@ -46,3 +46,41 @@ def test_no_import_cycle():
             visit(node, [node])
     assert 'amsnet_basicsr.scheme' in graph and graph['amsnet_basicsr.plugin']  # the graph was read
     assert not cycles, cycles
+
+
+# The research scripts that left the package for benchmarks/, by their old and new module names, and the folder itself
+RESEARCH = {'ablation', 'shift_bench', 'data_shift', 'benchmark', 'inference_speed', 'throughput', 'data_loading',
+            'checkpoint_ranking', 'benchmarks'}
+
+
+def research_imports(source):
+    """The imports of ``source`` that name a research module: any part of a package-relative or ``amsnet_basicsr.``
+    name, the first part of any other (``torch.utils.benchmark`` is not research)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names, first_party = [alias.name for alias in node.names], None
+        elif isinstance(node, ast.ImportFrom):
+            prefix = f'{node.module}.' if node.module else ''
+            names, first_party = [prefix + alias.name for alias in node.names], node.level > 0
+        else:
+            continue
+        for name in names:
+            parts = name.split('.')
+            checked = parts if first_party or parts[0] == 'amsnet_basicsr' else parts[:1]
+            if RESEARCH & set(checked):
+                found.append(name)
+    return found
+
+
+def test_no_product_module_imports_research():
+    """The package never imports benchmarks/ (or a research module under its old name in the package), not even
+    inside a function: it installs and runs without the research folder."""
+    flagged = research_imports('import torch.utils.benchmark\nfrom .data import benchmark_datasets\n'
+                               'def f():\n    from .data import throughput\n    import benchmarks.ablation\n'
+                               '    from amsnet_basicsr import shift_bench\n    import inference_speed')
+    assert flagged == ['data.throughput', 'benchmarks.ablation', 'amsnet_basicsr.shift_bench', 'inference_speed']
+    paths = sorted((REPO / 'amsnet_basicsr').rglob('*.py'))
+    offenders = [f'{path.relative_to(REPO)}: {name}' for path in paths
+                 for name in research_imports(path.read_text(encoding='utf-8'))]
+    assert len(paths) > 30 and not offenders, offenders

@@ -95,6 +95,18 @@ def test_one_set_of_defaults_one_integer_rule_one_meaning_of_null():
         SchemeConfig.from_section({'seed': True})
 
 
+def test_the_stage_alone_decides_the_loss():
+    """``train.pixel_opt`` may leave out its type, or be absent: ``train.stage`` gives the loss, and the section only
+    sets its parameters (an explicit type must be the stage's: below)."""
+    model = AMSNetModel(model_options('finetune', loss={'smoothness_weight': 0.1}))
+    assert type(model.cri_pix).__name__ == 'FinetuneLoss' and model.cri_pix.smoothness_weight == 0.1
+    options = model_options('mask')
+    del options['train']['pixel_opt']
+    assert type(AMSNetModel(options).cri_pix).__name__ == 'MaskedL1Loss'
+    with pytest.raises(OptionError, match='train.pixel_opt must be a mapping'):
+        AMSNetModel(model_options('mask', loss='MaskedL1Loss'))
+
+
 def test_stage_and_loss_must_agree():
     with pytest.raises(ValueError, match='train.stage'):
         AMSNetModel(model_options(stage='pretrain'))

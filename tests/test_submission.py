@@ -10,9 +10,10 @@ import torch
 from torch.utils.data import DataLoader
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
-from amsnet_basicsr.models.amsnet_model import AMSNetModel
 from amsnet_basicsr.errors import DataError
-from amsnet_basicsr.submission import (DEFAULT_OPTIONAL_DATA, SIDD_CSV_HEADER, SubmissionCollector, SubmissionMixin,
+from amsnet_basicsr.models.amsnet_model import AMSNetModel
+from amsnet_basicsr.models.validation import ValidationMixin
+from amsnet_basicsr.submission import (DEFAULT_OPTIONAL_DATA, SIDD_CSV_HEADER, SubmissionCollector,
                                        build_submission_collector, read_sidd_csv, to_uint8_hwc, write_dnd_image,
                                        write_sidd_csv, write_sidd_submission)
 from basicsr.data import build_dataset
@@ -159,10 +160,10 @@ def test_dnd_collector_writes_each_image_when_its_crops_are_in(tmp_path):
         SubmissionCollector('dnd', str(tmp_path / 'b2'), 2, 3).finalize()
 
 
-if issubclass(AMSNetModel, SubmissionMixin):
+if issubclass(AMSNetModel, ValidationMixin):
     SubmittingModel = AMSNetModel
-else:  # the model without the hook: mix it in here, as AMSNetModel(SubmissionMixin, SRModel) does
-    SubmittingModel = type('SubmittingModel', (SubmissionMixin, AMSNetModel), {})
+else:  # the model without the hook: mix it in here, as AMSNetModel(ValidationMixin, SRModel) does
+    SubmittingModel = type('SubmittingModel', (ValidationMixin, AMSNetModel), {})
 
 
 def model_options(tmp_path):
@@ -214,7 +215,7 @@ def test_mixin_writes_submissions_and_skips_metrics_without_gt(tmp_path):
 @pytest.mark.slow
 def test_test_py_writes_the_sidd_submission_with_the_shipped_options(tmp_path):
     """options/test_SIDD_benchmark.yml through test.py (tiny random DnCNN, fake 2x3 blocks): SubmitSrgb.mat holds the
-    saved outputs, and the log says where it went. Needs AMSNetModel to mix in SubmissionMixin."""
+    saved outputs, and the log says where it went. Needs AMSNetModel to mix in ValidationMixin."""
     import json
     import re
 

@@ -90,7 +90,7 @@ class DBSNl(nn.Module):
             weights for ReLU and zero biases, residual blocks' last conv scaled by 0.3, the output conv by 0.1 with
             bias 0.5 (the untrained network outputs about mid-grey). With PyTorch's default the signal shrinks
             through the ~10 non-residual layers and training from scratch crawls for hundreds of iterations; this
-            matters for short CPU runs only (scripts/ablate.py), not when weights are loaded.
+            matters for short CPU runs only (benchmarks/ablation.py), not when weights are loaded.
     """
 
     size_multiple = 1  # no downsampling (dilated and 1x1 convs): any input size (amsnet.size_multiple: auto)

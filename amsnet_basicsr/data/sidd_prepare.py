@@ -20,7 +20,6 @@ import json
 import os
 import os.path as osp
 import re
-import struct
 import sys
 import time
 from multiprocessing import get_context
@@ -29,7 +28,7 @@ import cv2
 import numpy as np
 
 from .. import image_io
-from ..errors import AMSNetError, DataError, report
+from ..errors import AMSNetError, DataError, ImageError, report
 from ..output_folder import remove_written
 
 NOISY_PATTERN = re.compile(r'^(?P<inst>\d{4})_NOISY_SRGB_(?P<capture>\d{3})\.png$', re.IGNORECASE)
@@ -121,18 +120,14 @@ def discover_sidd(root, with_gt=False):
 
 
 def png_size(path):
-    """(height, width, channels, bytes per sample) from a PNG file's header, without decoding the image."""
+    """(height, width, channels, bytes per sample) from a PNG file's header, without decoding the image
+    (:func:`amsnet_basicsr.image_io.png_header_size`); :class:`LayoutError` when it is not a PNG."""
     with open(path, 'rb') as f:
-        return png_header_size(f.read(29), path)
-
-
-def png_header_size(head, source):
-    """(height, width, channels, bytes per sample) from the first 29 bytes of a PNG (``source`` names it in errors)."""
-    if len(head) < 29 or head[:8] != b'\x89PNG\r\n\x1a\n' or head[12:16] != b'IHDR':
-        raise LayoutError(f'{source} is not a PNG file')
-    width, height, depth, color = struct.unpack('>IIBB', head[16:26])
-    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color, 3)
-    return height, width, channels, max(depth // 8, 1)
+        head = f.read(image_io.PNG_HEADER_BYTES)
+    try:
+        return image_io.png_header_size(head, path)
+    except ImageError as error:
+        raise LayoutError(str(error)) from error
 
 
 def plan_crops(items, crop_size, step):

@@ -10,13 +10,13 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from .. import checkpoint, distill, guards, networks, scheme
 from ..config import SchemeConfig
 from ..inference import AMSNetDenoiser
-from ..options_check import STAGE_LOSSES, check_model_options
+from ..options_check import STAGE_LOSSES, check_model_options, stage_pixel_options
 from ..progress import BATCH_POSITION_KEY
-from ..submission import SubmissionMixin
+from .validation import ValidationMixin
 
 
 @MODEL_REGISTRY.register()
-class AMSNetModel(SubmissionMixin, SRModel):
+class AMSNetModel(ValidationMixin, SRModel):
     """AMSNet around any registered denoiser D_E (``network_g``).
 
     Training (``train.stage``): ``mask`` is variant B — PD at ``amsnet.train_stride``, one fresh random mask per
@@ -25,10 +25,11 @@ class AMSNetModel(SubmissionMixin, SRModel):
     learning the frozen teacher's output with L1. Testing: MMDB at ``amsnet.test_stride`` (Eq. 6-8), then R^3 when
     ``amsnet.r3.enabled`` (-E); one pass of ``network_g`` when ``amsnet.single_pass``.
     Only the noisy ``lq`` is read in training (and, in stage ``distill``, the teacher's targets as ``gt``); ``gt``
-    of a validation set only feeds the metrics.
+    of a validation set only feeds the metrics. ``train.stage`` alone decides the loss (:attr:`STAGE_LOSSES`;
+    ``train.pixel_opt`` only sets its parameters). Validation: :class:`~.validation.ValidationMixin`.
     """
 
-    STAGE_LOSSES = STAGE_LOSSES  # train.stage -> the train.pixel_opt.type it needs
+    STAGE_LOSSES = STAGE_LOSSES  # train.stage -> its loss (LOSS_REGISTRY name); the first is the default stage
 
     def __init__(self, opt):
         check_model_options(opt, self.STAGE_LOSSES)  # errors name the key and the allowed values
@@ -72,7 +73,13 @@ class AMSNetModel(SubmissionMixin, SRModel):
         checkpoint.restore_training_rng(self, resume_state, getattr(self, 'mask_generator', None))
 
     def init_training_settings(self):
-        self.stage = self.opt['train'].get('stage', next(iter(self.STAGE_LOSSES)))  # checked in __init__
+        """SRModel's (EMA, loss, optimiser, schedulers) with the loss of ``train.stage``: ``train.pixel_opt`` gets
+        the stage's ``type`` filled in when it is left out (:func:`~amsnet_basicsr.options_check.stage_pixel_options`;
+        checked in ``__init__``), as BasicSR builds ``cri_pix`` from it; then the mask generator and, in stage
+        ``distill`` without precomputed targets, the frozen teacher."""
+        train = self.opt['train']
+        self.stage = train.get('stage', next(iter(self.STAGE_LOSSES)))
+        train['pixel_opt'] = stage_pixel_options(train, self.STAGE_LOSSES)
         super().init_training_settings()
         seed = (self.opt.get('manual_seed') or 0) + self.opt.get('rank', 0)
         self.mask_generator = torch.Generator(self.device).manual_seed(seed)

@@ -10,7 +10,8 @@ AMSNet's identity-mapping ablation (paper Tab. 3, supplement Sec. 1.8) trains th
 * AMSNet -- :class:`~amsnet_basicsr.models.amsnet_model.AMSNetModel` (masks instead of a blind spot).
 
 Options are those of AMSNetModel (``amsnet:`` section; ``num_branches`` and ``masks_per_pixel`` are unused here);
-the loss is BasicSR's ``L1Loss`` (``train.pixel_opt: {type: L1Loss}``); ``train.stage`` must be absent or ``apbsn``.
+the loss is BasicSR's ``L1Loss`` (``train.pixel_opt`` may leave out its ``type``); ``train.stage`` must be absent or
+``apbsn``.
 """
 import torch
 from basicsr.utils.registry import MODEL_REGISTRY

@@ -1,9 +1,10 @@
+#!/usr/bin/env python
 """Data-shift bench: a demo run's settings, judged on photos through other camera pipelines.
 
     python -m amsnet_basicsr.demo --seeds 3 --out results/amsnet_demo                # the settings (tuning variant)
-    python -m amsnet_basicsr.shift_bench --demo results/amsnet_demo/seed_{0,1,2} --out results/shift_bench
-    python -m amsnet_basicsr.shift_bench --demo results/amsnet_demo/seed_0 --train-on test-photos other-photos \
-        --out results/shift_bench_train
+    python benchmarks/data_shift.py --demo results/amsnet_demo/seed_{0,1,2} --out results/data_shift
+    python benchmarks/data_shift.py --demo results/amsnet_demo/seed_0 --train-on test-photos other-photos \
+        --out results/data_shift_train
 
 Every setting comes from one variant, the demo's own (photos enlarged 2x, bilinear demosaic): the B model trained on
 the demo's photos and its distilled student; OpenCV NLM's and BM3D's factors on each image's noise estimate
@@ -20,6 +21,7 @@ Columns per method: PSNR / SSIM (BasicSR, 8-bit RGB), the colour cast (largest a
 block) and the signed per-channel mean error, the low-frequency error (RMS of the error after a sigma = 4 px Gaussian
 blur; the noisy input's is the reference), all in grey levels, and seconds per block. Several ``--demo`` folders
 (seeds) give the mean and sample standard deviation. The demo has no P stage, so there is no P-E row.
+Measured tables: ``benchmarks/results/data_shift.md``.
 """
 import argparse
 import json
@@ -34,7 +36,7 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import SetupError, run_command
+from amsnet_basicsr.errors import SetupError, run_command
 
 VARIANTS = {  # name: how the test photos go through the camera (keywords of variant_blocks' pipeline)
     'soft, bilinear (the demo: tuning variant)': dict(enlarge=2),
@@ -67,7 +69,7 @@ def variant_photos(variant, *, seed, names=None):
     With ``random_camera`` each photo gets its own white balance and colour matrix
     (:func:`camera_noise.random_camera`, drawn from its own ``(seed, photo)`` stream), as photos from several phones.
     """
-    from . import camera_noise, demo_data
+    from amsnet_basicsr import camera_noise, demo_data
     pipeline = {**dict(demosaic='bilinear', jpeg_quality=None, sharpen_amount=0.0, random_camera=False),
                 **VARIANTS[variant]}
     photos = []
@@ -88,7 +90,7 @@ def variant_photos(variant, *, seed, names=None):
 
 def variant_blocks(variant, *, seed, block, limit, photos=None):
     """[(key, noisy, clean)] test blocks (the demo's: ``limit`` per photo) of :func:`variant_photos`."""
-    from . import demo_data
+    from amsnet_basicsr import demo_data
     blocks = []
     for name, noisy, clean in photos or variant_photos(variant, seed=seed):
         size = min(block, *noisy.shape[:2])
@@ -109,7 +111,7 @@ def errors(output, clean):
 
 def load_demo(folder):
     """The demo run's options, weights and tuned filter parameters (:class:`SetupError` naming what is missing)."""
-    from .networks import load_options
+    from amsnet_basicsr.networks import load_options
     needed = {'teacher options': 'train_demo.yml', 'teacher weights': 'experiments/AMSNet_demo/models/net_g_latest.pth',
               'student options': 'distill_demo.yml',
               'student weights': 'experiments/AMSNet_D_demo/models/net_g_latest.pth', 'results': 'results.json'}
@@ -131,9 +133,9 @@ def load_demo(folder):
 def train_on_photos(photos, folder, *, seed, quick, log):
     """``amsnet-train-folder`` (its default recipe) on the noisy ``photos`` themselves, in ``folder``; returns the
     (options, weights) of its chosen B-E teacher and of its student."""
-    from . import train_folder
-    from .recipes import write_png
-    from .networks import load_options
+    from amsnet_basicsr import train_folder
+    from amsnet_basicsr.recipes import write_png
+    from amsnet_basicsr.networks import load_options
     photo_dir = osp.join(folder, 'photos')
     os.makedirs(photo_dir, exist_ok=True)
     for name, noisy, _ in photos:
@@ -158,11 +160,11 @@ TRAINING_SETS = {  # --train-on: which noisy photos amsnet-train-folder trains o
 
 def evaluate_variant(demo, variant, *, block, limit, adapt_steps, train_dir, train_on=(), quick, log):
     """Rows (method, setting, PSNR, SSIM, cast, low-frequency error, seconds per block) of one variant."""
-    from . import baselines
-    from .config import SchemeConfig
-    from .demo import evaluate, scores
-    from .models.adaptation import adapt_network
-    from .recipes import RECIPES, in_process_model, to_uint8
+    from amsnet_basicsr import baselines
+    from amsnet_basicsr.config import SchemeConfig
+    from amsnet_basicsr.demo import evaluate, scores
+    from amsnet_basicsr.models.adaptation import adapt_network
+    from amsnet_basicsr.recipes import RECIPES, in_process_model, to_uint8
     photos = variant_photos(variant, seed=demo['seed'])
     blocks = variant_blocks(variant, seed=demo['seed'], block=block, limit=limit, photos=photos)
     clean8 = [to_uint8(clean) for _, _, clean in blocks]
@@ -269,10 +271,10 @@ def markdown(table, *, seeds, demo_folders, command):
 
 
 def run(argv=None):
-    parser = argparse.ArgumentParser(prog='shift_bench', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='data_shift.py', description=__doc__.split('\n\n')[0])
     parser.add_argument('--demo', required=True, nargs='+', help='output folder(s) of one-seed demo runs (the '
                         'settings); several folders (e.g. a --seeds run\'s seed_<s>) give mean ± spread over seeds')
-    parser.add_argument('--out', required=True, help='folder for shift_bench.md and shift_bench.json')
+    parser.add_argument('--out', required=True, help='folder for data_shift.md and data_shift.json')
     parser.add_argument('--block', type=int, default=256, help='test block side (default: the demo\'s 256)')
     parser.add_argument('--limit', type=int, default=3, help='blocks per test photo (default: the demo\'s 3)')
     parser.add_argument('--adapt-steps', type=int, default=ADAPT_STEPS, help='test-time adaptation steps per block '
@@ -296,12 +298,12 @@ def run(argv=None):
             for demo in demos]
     table = aggregate(runs)
     os.makedirs(args.out, exist_ok=True)
-    command = 'python -m amsnet_basicsr.shift_bench ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    command = 'python benchmarks/data_shift.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
     seeds = [demo['seed'] for demo in demos]
     text = markdown(table, seeds=seeds, demo_folders=args.demo, command=command)
-    with open(osp.join(args.out, 'shift_bench.md'), 'w') as handle:
+    with open(osp.join(args.out, 'data_shift.md'), 'w') as handle:
         handle.write(text + '\n')
-    with open(osp.join(args.out, 'shift_bench.json'), 'w') as handle:
+    with open(osp.join(args.out, 'data_shift.json'), 'w') as handle:
         json.dump(dict(command=command, demo=args.demo, seeds=seeds, variants=table), handle, indent=1, default=float)
     print(text)
     return table
@@ -309,8 +311,8 @@ def run(argv=None):
 
 def main(argv=None):
     """Console entry: exit status 0, or 2 with one line naming the problem (:mod:`amsnet_basicsr.errors`)."""
-    from . import plugin  # noqa: F401  (registers the architectures; applies the torchvision alias before basicsr)
-    return run_command('shift_bench', run, argv)
+    from amsnet_basicsr import plugin  # noqa: F401  (registers the architectures; the torchvision alias before basicsr)
+    return run_command('data_shift.py', run, argv)
 
 
 if __name__ == '__main__':

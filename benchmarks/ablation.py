@@ -1,4 +1,5 @@
-"""Reproduce AMSNet's ablation evidence on a fixed CPU budget per training run (``python scripts/ablate.py``).
+#!/usr/bin/env python
+"""Reproduce AMSNet's ablation evidence on a fixed CPU budget per training run (``python benchmarks/ablation.py``).
 
 Groups (``--groups``, comma separated; all by default):
 
@@ -37,10 +38,10 @@ Writes to ``--out``: ``ablation.md`` (one table per group), ``ablation.json`` (a
 
 Examples (~16 CPU-minutes together)::
 
-    python scripts/ablate.py --out results/ablation --budget 40 --finetune-budget 15
-    python scripts/ablate.py --out results/ablation_identity --groups identity --crop 80 --batch 2 --budget 90
+    python benchmarks/ablation.py --out results/ablation --budget 40 --finetune-budget 15
+    python benchmarks/ablation.py --out results/ablation_identity --groups identity --crop 80 --batch 2 --budget 90
 
-Tests use ``--tiny`` (tiny networks and data, a few iterations).
+Tests use ``--tiny`` (tiny networks and data, a few iterations). Measured tables: ``benchmarks/results/ablation.md``.
 """
 import argparse
 import dataclasses
@@ -345,7 +346,7 @@ def spread(row, key, digits):
 
 
 def markdown(results, baseline, config, command, classical=None):
-    lines = ['# AMSNet ablation (scripts/ablate.py)', '', f'Command: `{command}`', '',
+    lines = ['# AMSNet ablation (benchmarks/ablation.py)', '', f'Command: `{command}`', '',
              'Budget per training run: ' + (f'{config.iters} iterations' if config.iters else
                                              f'{config.budget:g} CPU s, iterations set by a speed probe') +
              ' (base), ' + (f'{config.finetune_iters} iterations' if config.finetune_iters else
@@ -436,7 +437,7 @@ def figure(results, outputs, reference, baseline, path, crop=64):
 
 # ------------------------------------------------------------------------------------------------------------ main
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog='ablate.py', description=__doc__.split('\n\n')[0],
+    parser = argparse.ArgumentParser(prog='ablation.py', description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', required=True, help='output folder (created)')
     parser.add_argument('--groups', default=','.join(GROUPS), help=f'comma-separated subset of {",".join(GROUPS)}')
@@ -476,8 +477,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    """Console entry (``scripts/ablate.py``): exit status 0, or 2 with one line naming the problem."""
-    return run_command('ablate.py', run, argv)
+    """Console entry (``python benchmarks/ablation.py``): exit status 0, or 2 with one line naming the problem."""
+    return run_command('ablation.py', run, argv)
 
 
 def run(argv=None):
@@ -500,7 +501,7 @@ def run(argv=None):
         log.write(text + '\n')
         log.flush()
 
-    command = 'python scripts/ablate.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    command = 'python benchmarks/ablation.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
     runs = [run_seed(args, groups, denoisers, dataclasses.replace(config, seed=seed), say)
             for seed in range(config.seed, config.seed + args.seeds)]
     results, outputs, baseline, baseline_images, classical = runs[0] if len(runs) == 1 else (
@@ -580,3 +581,7 @@ def run_seed(args, groups, denoisers, config, say):
         results.append(result)
         outputs.append(images)
     return results, outputs, baseline, baseline_images, classical
+
+
+if __name__ == '__main__':
+    sys.exit(main())

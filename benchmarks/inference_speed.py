@@ -1,9 +1,10 @@
+#!/usr/bin/env python
 """Inference benchmark of AMSNet: speed, overhead against bare denoiser passes, memory, tiling.
 
-    python scripts/benchmark_inference.py --arch DnCNN --size small                 # 256x256 blocks
-    python scripts/benchmark_inference.py --arch DnCNN --size tiny --megapixels 24  # + a tiled 6000x4000 photo
+    python benchmarks/inference_speed.py --arch DnCNN --size small                 # 256x256 blocks
+    python benchmarks/inference_speed.py --arch DnCNN --size tiny --megapixels 24  # + a tiled 6000x4000 photo
 
-(``scripts/benchmark_inference.py`` is a thin wrapper of this module.)
+Measured tables: ``benchmarks/results/inference_speed.md``.
 
 Sections (``--sections``, default ``blocks,student,tiling``; ``large`` runs when ``--megapixels`` is given):
 
@@ -41,6 +42,7 @@ import torch
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import scheme, tiling
 from amsnet_basicsr.config import CHUNK_PIXELS
+from amsnet_basicsr.errors import run_command
 from amsnet_basicsr.masks import GeneratorMasks, PositionalMasks
 from basicsr.archs import build_network
 
@@ -311,7 +313,7 @@ def child_run(args):
 
 
 def run_child(args, height, width, untiled):
-    command = [sys.executable, '-m', 'amsnet_basicsr.benchmark', '--child', f'{height}x{width}', '--arch', args.arch,
+    command = [sys.executable, __file__, '--child', f'{height}x{width}', '--arch', args.arch,
                '--size', args.size, '--device', args.device, '--precisions', args.precisions[0],
                '--tile', str(args.tile), '--overlap', str(args.overlap), '--r3-times', str(args.r3_times),
                '--num-branches', str(args.num_branches)]
@@ -424,4 +426,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_command('inference_speed.py', main))

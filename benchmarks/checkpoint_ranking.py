@@ -1,12 +1,13 @@
+#!/usr/bin/env python
 """How well the clean-free ``masked_holdout`` validation metric ranks checkpoints, measured on the demo data.
 
-``python -m amsnet_basicsr.checkpoint_ranking --iters 1200 --every 100``
+``python benchmarks/checkpoint_ranking.py --iters 1200 --every 100`` (measured: ``results/checkpoint_ranking.md``)
 
 A user training AMSNet on their own noisy photos has no clean image to compute a validation PSNR, so they cannot
 pick a checkpoint the way the authors do (SIDD validation PSNR). The masked hold-out loss needs none: L_m (Eq. 4)
 of the single-mask training forward (Eq. 2-3, PD at ``amsnet.train_stride``) on a noisy validation image that is
 never trained on, with a fixed mask seeded by ``amsnet.seed`` (``AMSNetModel.masked_holdout_loss``, the metric
-``masked_holdout`` of :mod:`amsnet_basicsr.submission`). This module trains the demo's model
+``masked_holdout`` of :mod:`amsnet_basicsr.metrics`). This module trains the demo's model
 (:func:`amsnet_basicsr.recipes.mask_stage_options`: variant B-E, MaskAwareDnCNN, noisy LMDB of the training photos)
 in this process, keeps the weights every ``--every`` iterations, and scores every kept state on the demo's validation
 block (:mod:`amsnet_basicsr.demo_data`) with
@@ -124,7 +125,7 @@ def run(iters, every, seed=0, out=None, log=print):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m amsnet_basicsr.checkpoint_ranking', description=__doc__.split(
+    parser = argparse.ArgumentParser(prog='checkpoint_ranking.py', description=__doc__.split(
         '\n\n')[0])
     parser.add_argument('--iters', type=int, default=1200, help='training iterations (default 1200)')
     parser.add_argument('--every', type=int, default=100, help='keep the weights every this many iterations')
@@ -143,7 +144,7 @@ def main(argv=None):
     try:
         result = run(args.iters, args.every, args.seed, args.out, log)
     except AMSNetError as error:
-        return report('checkpoint_ranking', error)
+        return report('checkpoint_ranking.py', error)
     if args.json:
         with open(args.json, 'w') as handle:
             json.dump(result, handle, indent=2)

@@ -1,4 +1,4 @@
-"""The ablation (amsnet_basicsr/ablation.py, run as scripts/ablate.py): every run trains through the registered
+"""The ablation (benchmarks/ablation.py): every run trains through the registered
 BasicSR model classes with BasicSR's cosine schedule, a CPU budget becomes iterations by timing the model's own
 training step; end to end (slow) in its --tiny configuration every group runs and the table, numbers and figure are
 written; the checkerboard measure behaves as documented."""
@@ -12,19 +12,20 @@ import numpy as np
 import pytest
 import torch
 
-from amsnet_basicsr import ablation
 from amsnet_basicsr.metrics import calculate_checkerboard, checkerboard_index
 from amsnet_basicsr.models.amsnet_model import AMSNetModel
 from amsnet_basicsr.models.apbsn_model import APBSNModel
 from amsnet_basicsr.scheme import pd_up
 
+import ablation
+
 from conftest import REPO
 
 
 @pytest.mark.slow
-def test_ablate_tiny_writes_table_json_and_figure(tmp_path):
+def test_ablation_tiny_writes_table_json_and_figure(tmp_path):
     out = tmp_path / 'ablation'
-    result = subprocess.run([sys.executable, str(REPO / 'scripts' / 'ablate.py'), '--out', str(out), '--tiny',
+    result = subprocess.run([sys.executable, str(REPO / 'benchmarks' / 'ablation.py'), '--out', str(out), '--tiny',
                              '--denoisers', 'DnCNN,NAFNet,DeamNet,D_AS'],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -91,7 +92,7 @@ def test_a_cpu_budget_becomes_iterations_from_the_models_own_speed(monkeypatch, 
 @pytest.mark.parametrize('argv,message', [(['--groups', 'identity,nonsense'], 'nonsense'),
                                           (['--denoisers', 'DnCNN,ResNet'], 'ResNet'),
                                           (['--train-dir', 'x'], '--val-noisy')])
-def test_ablate_rejects_bad_arguments(tmp_path, capsys, argv, message):
+def test_ablation_rejects_bad_arguments(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit):
         ablation.main(['--out', str(tmp_path / 'x'), *argv])
     assert message in capsys.readouterr().err

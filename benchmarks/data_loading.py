@@ -1,7 +1,8 @@
+#!/usr/bin/env python
 """Training-data throughput: random crops per second from the LMDB of 512x512 crops vs from the full-size PNG folder.
 
-    python scripts/benchmark_data.py                       # synthetic SIDD-sized noisy PNGs, packed here
-    python scripts/benchmark_data.py --folder datasets/SIDD/noisy_png --lmdb datasets/SIDD/SIDD_Medium_Srgb_noisy_512.lmdb
+    python benchmarks/data_loading.py                       # synthetic SIDD-sized noisy PNGs, packed here
+    python benchmarks/data_loading.py --folder datasets/SIDD/noisy_png --lmdb datasets/SIDD/SIDD_Medium_Srgb_noisy_512.lmdb
 
 Both go through AMSNet's training dataset (``NoisyImageDataset``: decode, random crop, flips/rot90, to tensor) and a
 torch DataLoader with 1 and N worker processes. The PNG folder decodes a whole ~12 MP image per crop; the LMDB
@@ -20,6 +21,7 @@ import torch
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.data.sidd_prepare import prepare_sidd
+from amsnet_basicsr.errors import run_command
 from basicsr.data import build_dataset
 
 
@@ -100,4 +102,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_command('data_loading.py', main))

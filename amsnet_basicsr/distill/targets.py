@@ -1,0 +1,249 @@
+"""``amsnet-distill-prepare``: precompute the teacher targets of stage ``distill`` (:mod:`amsnet_basicsr.distill`).
+
+The frozen teacher (``network_teacher``, ``path.pretrain_network_teacher``, ``amsnet_teacher`` of the student's
+options file) denoises every crop of the noisy training LMDB ``datasets.train.dataroot_lq`` -- MMDB (Eq. 6-8), then
+R^3 when enabled, as :func:`~amsnet_basicsr.distill.teacher_output`; the outputs go, under the same keys, into the
+LMDB ``datasets.train.dataroot_gt`` that BasicSR's ``PairedImageDataset`` then reads with the noisy crops. Only noisy
+crops are read.
+
+Restartable and never half-written: crops are committed one by one into ``<output>.partial/`` as they are
+computed; a rerun with the same teacher, weights (SHA-256), scheme and source continues where the last run
+stopped (with other settings it starts again); the LMDB is renamed into place, with its ``meta_info.txt`` and
+``amsnet_teacher.json``, only when every crop is in it. An existing output is replaced only with ``--force``, and
+only when it is a targets LMDB (it holds ``amsnet_teacher.json``). The settings record the weights and the source as
+paths relative to the output's folder, so a folder moved with its LMDBs still matches.
+
+:func:`prepare_targets` runs five steps: :func:`_check_paths`, :func:`_settings`, :func:`_open_partial`,
+:func:`_write_targets` (one crop at a time: :func:`_target_png`), :func:`_publish`.
+"""
+import argparse
+import hashlib
+import json
+import os
+import os.path as osp
+import shutil
+import sys
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+from .. import image_io
+from ..config import SchemeConfig
+from ..errors import DataError, OptionError, SetupError, run_command
+from ..files import atomic_write
+from ..output_folder import remove_written
+from . import TEACHER_INFO, build_teacher, teacher_output
+
+PARTIAL_SUFFIX = '.partial'
+COMMAND = 'amsnet-distill-prepare'
+Log = Callable[[str], Any]
+
+
+def prepare_targets(opt: Mapping[str, Any], *, force: bool = False, device: str = 'cpu', progress: bool = True,
+                    log: Log = print) -> Dict[str, Any]:
+    """Write the teacher's output on every crop of ``datasets.train.dataroot_lq`` (a BasicSR LMDB of noisy crops)
+    into the LMDB ``datasets.train.dataroot_gt`` (same keys, 8-bit PNG, BasicSR's ``meta_info.txt``); returns a
+    summary dict (the settings, ``output``, ``computed``, ``seconds``). See the module docstring for restarts and
+    atomicity."""
+    source, output = _check_paths(opt, force)
+    keys = _lmdb_keys(source)
+    teacher, config = build_teacher(opt, device)
+    settings = _settings(opt, config, source, output, len(keys))
+    partial_root, partial = _open_partial(output, settings, log)
+    start = time.perf_counter()
+    label = (f'teacher {opt["network_teacher"]["type"]} ({opt["path"]["pretrain_network_teacher"]}): {len(keys)} '
+             f'noisy crops of {source} -> {output}')
+    computed = _write_targets(teacher, config, source, partial, keys, device, progress,
+                              lambda done: log(f'{label} ({done} already done)'))
+    _publish(partial_root, partial, output, keys, settings)
+    seconds = time.perf_counter() - start
+    log(f'wrote {len(keys)} teacher targets to {output} ({computed} computed in {seconds:.1f} s)')
+    return dict(settings, output=osp.abspath(output), computed=computed, seconds=seconds)
+
+
+# ----------------------------------------------------------------------------------------------- the steps
+def _check_paths(opt: Mapping[str, Any], force: bool) -> Tuple[str, str]:
+    """(source, output) LMDB paths of ``datasets.train``; refuses an existing output without ``force`` and any
+    existing output that this command did not write."""
+    dataset = ((opt.get('datasets') or {}).get('train')) or {}
+    source, output = dataset.get('dataroot_lq'), dataset.get('dataroot_gt')
+    if not source or not output:
+        raise OptionError('datasets.train.dataroot_lq (noisy LMDB) and datasets.train.dataroot_gt (targets LMDB to '
+                          'write) are both required')
+    source, output = osp.normpath(str(source)), osp.normpath(str(output))
+    if not output.endswith('.lmdb'):
+        raise OptionError(f'datasets.train.dataroot_gt: {output} must end with .lmdb (BasicSR LMDB convention)')
+    if osp.exists(output) and not force:
+        raise SetupError(f'{output} exists; pass --force to rebuild it')
+    if osp.exists(output) and not osp.isfile(osp.join(output, TEACHER_INFO)):
+        raise SetupError(f'{output} was not written by {COMMAND} (no {TEACHER_INFO}): refusing to '
+                         'replace it; choose another datasets.train.dataroot_gt')
+    return source, output
+
+
+def _settings(opt: Mapping[str, Any], config: SchemeConfig, source: str, output: str, crops: int) -> Dict[str, Any]:
+    """What the targets depend on (teacher, weights and their SHA-256, scheme, source, number of crops): recorded in
+    ``amsnet_teacher.json``, and compared to continue an interrupted build. Paths are relative to the output's
+    folder, so a moved folder still matches."""
+    weights = opt['path']['pretrain_network_teacher']
+    beside = osp.dirname(osp.abspath(output))
+    return dict(teacher=opt['network_teacher'], weights=osp.relpath(osp.abspath(weights), beside),
+                weights_sha256=_file_digest(weights), param_key=opt['path'].get('param_key_teacher') or 'auto',
+                scheme=json.loads(json.dumps(config, default=lambda value: value.__dict__)),
+                source=osp.relpath(osp.abspath(source), beside), crops=crops)
+
+
+def _open_partial(output: str, settings: Dict[str, Any], log: Log) -> Tuple[str, str]:
+    """(``<output>.partial``, the LMDB inside it): an interrupted build with the same settings is continued, one
+    with other settings removed (only when ``settings.json`` proves it is this command's); the settings are written
+    before any crop."""
+    partial_root = output + PARTIAL_SUFFIX
+    settings_path = osp.join(partial_root, 'settings.json')
+    if osp.exists(partial_root):
+        if _previous_settings(settings_path) == settings:
+            log(f'continuing the interrupted build in {partial_root}')
+        else:
+            log(f'removing {partial_root}: an interrupted build with other settings')
+            remove_written(partial_root, 'settings.json', COMMAND)
+    os.makedirs(partial_root, exist_ok=True)
+    atomic_write(settings_path, lambda handle: handle.write(json.dumps(settings, indent=2).encode()))
+    return partial_root, osp.join(partial_root, osp.basename(output))
+
+
+def _write_targets(teacher: torch.nn.Module, config: SchemeConfig, source: str, partial: str, keys: Sequence[str],
+                   device: str, progress: bool, started: Callable[[int], Any]) -> int:
+    """Compute the crops of ``keys`` not yet in the LMDB ``partial`` and commit each in its own transaction (a kill
+    loses at most one); ``started(number already done)`` is called first. Returns the number computed."""
+    import lmdb
+    source_env = lmdb.open(source, readonly=True, lock=False, readahead=False)
+    target_env = lmdb.open(partial, map_size=max(os.path.getsize(osp.join(source, 'data.mdb')) * 3, 1 << 26))
+    bar = None
+    try:
+        with target_env.begin() as txn:
+            done = {key.decode('ascii') for key, _ in txn.cursor()}
+        todo = [key for key in keys if key not in done]
+        started(len(done))
+        bar = _progress_bar(len(keys), len(keys) - len(todo)) if progress else None
+        with source_env.begin() as source_txn:
+            for key in todo:
+                content = source_txn.get(key.encode('ascii'))
+                if content is None:
+                    raise DataError(f'{source}: key {key} of meta_info.txt is not in the LMDB')
+                encoded = _target_png(teacher, config, content, f'{source}:{key}', device)
+                with target_env.begin(write=True) as txn:
+                    txn.put(key.encode('ascii'), encoded)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        source_env.close()
+        target_env.close()
+    return len(todo)
+
+
+def _target_png(teacher: torch.nn.Module, config: SchemeConfig, content: bytes, name: str, device: str) -> bytes:
+    """The PNG bytes (8-bit BGR, BasicSR's LMDB convention) of the teacher's output on one stored noisy crop."""
+    noisy = image_io.to_float_bgr(image_io.decode(content, name))
+    tensor = torch.from_numpy(np.ascontiguousarray(noisy[..., ::-1])).permute(2, 0, 1)[None]
+    target = teacher_output(teacher, config, tensor.to(device))[0].permute(1, 2, 0).cpu().numpy()
+    image = np.rint(target[..., ::-1] * 255.0).astype(np.uint8)
+    ok, encoded = cv2.imencode('.png', image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise DataError(f'cannot PNG-encode the target of {name}')
+    return encoded.tobytes()
+
+
+def _publish(partial_root: str, partial: str, output: str, keys: Sequence[str], settings: Dict[str, Any]) -> None:
+    """Complete the LMDB (``meta_info.txt``, ``amsnet_teacher.json``) and rename it to ``output``; with ``--force``
+    the old targets LMDB stays usable until the new one is complete, and is deleted only as this command's."""
+    _write_meta_info(partial, keys)
+    with open(osp.join(partial, TEACHER_INFO), 'w', encoding='utf-8') as handle:
+        json.dump(settings, handle, indent=2)
+    if osp.exists(output):
+        remove_written(output, TEACHER_INFO, COMMAND)
+    os.replace(partial, output)
+    shutil.rmtree(partial_root)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _write_meta_info(lmdb_path: str, keys: Sequence[str]) -> None:
+    """BasicSR's ``meta_info.txt`` of a complete LMDB of PNGs: ``<key>.png (h,w,c) 1``, the sizes read from the PNG
+    headers (no decode)."""
+    import lmdb
+    env = lmdb.open(lmdb_path, readonly=True, lock=False, readahead=False)
+    try:
+        with env.begin() as txn:
+            heads = {key: txn.get(key.encode('ascii'))[:image_io.PNG_HEADER_BYTES] for key in keys}
+    finally:
+        env.close()
+    with open(osp.join(lmdb_path, 'meta_info.txt'), 'w', encoding='utf-8') as handle:
+        for key in keys:
+            height, width, channels = image_io.png_header_size(heads[key], key)[:3]
+            handle.write(f'{key}.png ({height},{width},{channels}) 1\n')
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _lmdb_keys(folder: str) -> List[str]:
+    from basicsr.data.data_util import paths_from_lmdb
+    if not osp.isfile(osp.join(folder, 'meta_info.txt')):
+        raise DataError(f'{folder}: not a BasicSR LMDB (no meta_info.txt)')
+    return paths_from_lmdb(folder)
+
+
+def _previous_settings(path: str) -> Optional[Dict[str, Any]]:
+    """The settings of an interrupted build, or None when they are missing or unreadable (then it starts again)."""
+    try:
+        with open(path, encoding='utf-8') as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _progress_bar(total: int, initial: int):
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, unit='crop', desc='teacher targets', file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------------------------- the command
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=COMMAND,
+        description='Precompute the teacher targets of stage distill: the frozen AMSNet teacher (network_teacher, '
+                    'amsnet_teacher) on every noisy crop of datasets.train.dataroot_lq, written to the LMDB '
+                    'datasets.train.dataroot_gt.')
+    parser.add_argument('-opt', '--opt', required=True, help='the distill options file (train.stage: distill)')
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'], help='(default: %(default)s)')
+    parser.add_argument('--force', action='store_true', help='rebuild an existing targets LMDB')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console script ``amsnet-distill-prepare``; exit codes as in :mod:`amsnet_basicsr.errors`."""
+    from .. import plugin  # noqa: F401  (registers the architectures; applies the torchvision alias before basicsr)
+    from ..networks import load_options
+
+    args = parse_args(argv)
+
+    def run():
+        if args.device == 'cuda' and not torch.cuda.is_available():
+            raise SetupError('--device cuda: no CUDA device is available (use --device cpu)')
+        prepare_targets(load_options(args.opt), force=args.force, device=args.device, progress=not args.quiet)
+        return 0
+
+    return run_command(COMMAND, run)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
