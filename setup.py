@@ -22,7 +22,7 @@ setup(
         'numpy',
         'opencv-python',
         'pyyaml',
-        'tb-nightly',  # the tensorboard module (basicsr's choice of distribution), read by the demo
+        'tb-nightly',  # the tensorboard module (basicsr's choice of distribution) for BasicSR's TensorBoard logger
         'tqdm',
         'scipy',
         'h5py',
@@ -39,7 +39,9 @@ setup(
         # the scripts in benchmarks/ (run from a checkout, `python benchmarks/<name>.py`): beyond install_requires they
         # need only the ONNX stack, for inference_speed.py's onnxruntime row of the student
         'bench': ONNX,
-        'test': ['pytest', *ONNX],  # tests/ and benchmarks/tests (pytest.ini testpaths): what both import
+        # tests/ and benchmarks/tests (pytest.ini testpaths): what both import; ruff (pinned: a new release may add
+        # checks) is the linter .ci/run applies with the settings of pyproject.toml
+        'test': ['pytest', 'ruff==0.17.6', *ONNX],
     },
     entry_points={
         'console_scripts': [

@@ -56,7 +56,8 @@ def install(*, init_dist, parse_options, load_resume_state, prefetch_generator, 
     version = basicsr_version()
     if version not in PATCHED_BASICSR:
         warnings.warn(f'basicsr {version} is not one of the tested versions {", ".join(PATCHED_BASICSR)}: '
-                      'amsnet_basicsr leaves its pipeline unpatched (CPU DDP, resume and start-up checks may fail)')
+                      'amsnet_basicsr leaves its pipeline unpatched (CPU DDP, resume and start-up checks may fail)',
+                      stacklevel=2)
         return
     import basicsr.data.prefetch_dataloader as basicsr_prefetch
     import basicsr.test as basicsr_test

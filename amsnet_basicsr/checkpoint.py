@@ -17,15 +17,18 @@ import time
 
 import numpy as np
 import torch
-from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
-from basicsr.utils import get_root_logger
-from basicsr.utils.misc import check_resume
 
-from . import files
+from . import (
+    basicsr_compat,  # noqa: F401  (the torchvision alias, before basicsr is imported)
+    files,
+)
 from .distributed import all_gather_objects, broadcast_object
 from .errors import CheckpointError, NonFiniteLossError
 from .files import TEMP_MARK
 from .progress import RESUME_KEY
+
+from basicsr.utils import get_root_logger
+from basicsr.utils.misc import check_resume
 
 STATE_KEYS = ('epoch', 'iter', 'optimizers', 'schedulers')
 

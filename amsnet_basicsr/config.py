@@ -21,18 +21,18 @@ declaration for the spandrel classes, a fact beside each of this package's archi
 
 """
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from . import tiling
 from .errors import OptionError
 
-
 # pixels per denoiser call for ``chunk_size: auto``, by device type (see the module docstring)
-CHUNK_PIXELS = {'cpu': 2 * 256 * 256, 'cuda': 8 * 256 * 256}
+CHUNK_PIXELS: dict[str, int] = {'cpu': 2 * 256 * 256, 'cuda': 8 * 256 * 256}
 
 
-def is_integer(value, minimum=None):
+def is_integer(value: Any, minimum: Optional[int] = None) -> bool:
     """The one integer rule: an int or an integral finite float (not a bool), optionally >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
@@ -41,7 +41,7 @@ def is_integer(value, minimum=None):
     return minimum is None or value >= minimum
 
 
-def require_integer(value, key, minimum=None):
+def require_integer(value: Any, key: str, minimum: Optional[int] = None) -> int:
     """``value`` as an int, or :class:`OptionError` naming ``key``."""
     if not is_integer(value, minimum):
         bound = f' >= {minimum}' if minimum is not None else ''
@@ -62,6 +62,11 @@ def _mapping(section, key, cls):
     return dict(section)
 
 
+# a section as read from YAML: a dict (only a dict: other mappings are refused like any other value) or None (all
+# defaults); anything else is an OptionError naming the key
+Section = Optional[dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class R3Config:
     """R^3, AP-BSN's random-replacement refinement (variants -E): T copies, replacement probability p."""
@@ -70,7 +75,8 @@ class R3Config:
     prob: float = 0.16
 
     @classmethod
-    def from_section(cls, section, key='amsnet.r3'):
+    def from_section(cls, section: Section, key: str = 'amsnet.r3') -> 'R3Config':
+        """Validate an ``amsnet.r3`` mapping (None: all defaults); errors name ``key``."""
         values = {**asdict(cls()), **_mapping(section, key, cls)}
         if not isinstance(values['enabled'], bool):
             raise OptionError(f'{key}.enabled must be true or false, got {values["enabled"]!r}')
@@ -93,7 +99,9 @@ class TileConfig:
     batch: int = 1
 
     @classmethod
-    def from_section(cls, section, key='amsnet.tile'):
+    def from_section(cls, section: Section, key: str = 'amsnet.tile') -> 'TileConfig':
+        """Validate an ``amsnet.tile`` mapping (None: all defaults; ``size`` null or 0: no tiling); errors name
+        ``key``."""
         values = {**asdict(cls()), **_mapping(section, key, cls)}
         size = values['size']
         size = None if size is None or size == 0 else require_integer(size, f'{key}.size', 1)
@@ -125,7 +133,7 @@ class SchemeConfig:
     tile: TileConfig = field(default_factory=TileConfig)
 
     @classmethod
-    def from_section(cls, section, key='amsnet'):
+    def from_section(cls, section: Section, key: str = 'amsnet') -> 'SchemeConfig':
         """Validate an ``amsnet:`` mapping (None: all defaults); errors name the key and the allowed values."""
         values = {**{item.name: getattr(cls(), item.name) for item in fields(cls)}, **_mapping(section, key, cls)}
         integers = {name: require_integer(values[name], f'{key}.{name}', 1)
@@ -168,11 +176,11 @@ class SchemeConfig:
         return config
 
     @classmethod
-    def from_options(cls, opt):
+    def from_options(cls, opt: Mapping[str, Any]) -> 'SchemeConfig':
         """The ``amsnet:`` section of a parsed options dict."""
         return cls.from_section(opt.get('amsnet'))
 
-    def resolved(self, net, key='amsnet'):
+    def resolved(self, net: Any, key: str = 'amsnet') -> 'SchemeConfig':
         """This config with ``size_multiple: auto`` replaced by the size multiple of the denoiser ``net``
         (:func:`amsnet_basicsr.archs.size_multiple`) and validated again (the tile must fit the new unit); ``self``
         when it holds an integer. Errors are :class:`OptionError` naming ``key``."""
@@ -185,7 +193,7 @@ class SchemeConfig:
             raise OptionError(f'{key}.size_multiple: {error}') from error
         return self.with_size_multiple(multiple, key)
 
-    def with_size_multiple(self, multiple, key='amsnet'):
+    def with_size_multiple(self, multiple: int, key: str = 'amsnet') -> 'SchemeConfig':
         """This config with ``size_multiple`` set to ``multiple``, validated again; errors name ``key``."""
         return type(self).from_section({**{item.name: getattr(self, item.name) for item in fields(self)},
                                         'size_multiple': multiple}, key)
@@ -197,18 +205,18 @@ class SchemeConfig:
         return self.size_multiple
 
     @property
-    def inference_stride(self):
+    def inference_stride(self) -> int:
         """The PD stride inference runs at: ``test_stride``, or 1 for a single-pass denoiser (no PD)."""
         return 1 if self.single_pass else self.test_stride
 
-    def chunk_kwargs(self, device_type='cpu'):
+    def chunk_kwargs(self, device_type: str = 'cpu') -> dict[str, Any]:
         """``chunk_size`` / ``chunk_pixels`` of the scheme's functions on a device of ``device_type`` (``auto``: the
         pixel budget :data:`CHUNK_PIXELS` of that device type)."""
         if self.chunk_size == 'auto':
             return dict(chunk_size=None, chunk_pixels=CHUNK_PIXELS.get(device_type, CHUNK_PIXELS['cuda']))
         return dict(chunk_size=self.chunk_size, chunk_pixels=None)
 
-    def inference_kwargs(self, device_type='cpu'):
+    def inference_kwargs(self, device_type: str = 'cpu') -> dict[str, Any]:
         """Keyword arguments of :func:`amsnet_basicsr.tiling.denoise_image` (all but the mask source) for inference
         on a device of ``device_type``."""
         if self.single_pass:

@@ -26,6 +26,7 @@ import yaml
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.checkpoint import atomic_save
 from amsnet_basicsr.errors import SetupError, report
+
 from basicsr.archs import build_network
 
 DEFAULT_PREFIX = 'net.dn.branches.0.'

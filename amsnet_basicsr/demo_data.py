@@ -5,8 +5,9 @@ signal dependent, spatially correlated by demosaicking; Brooks et al. 2019) and 
 
 * training (``TRAIN_IMAGES``): only their NOISY versions exist (:func:`training_images`); AMSNet is self-supervised
   (paper Sec. 3), so no clean pixel of a training photo is ever made;
-* validation (``VAL_IMAGE``): noisy/clean blocks (:func:`validation_blocks`) for choosing settings and for the
-  curves and comparisons made during or after training;
+* validation (``VAL_IMAGE``): noisy/clean blocks (:func:`validation_blocks`) for choosing settings (the recipes,
+  the classical filters' strengths); its noisy version alone (:func:`noisy_photo`) may be trained on, like any
+  noisy photo;
 * test (``TEST_IMAGES``): noisy/clean blocks (:func:`test_blocks`), held apart: they tune nothing.
 
 Every photo is first reduced to at most ``max_side`` pixels (the callers' size budget), then enlarged ``ENLARGE``
@@ -72,13 +73,18 @@ def block_corners(height, width, *, size, limit=None):
     return corners
 
 
+def noisy_photo(name, *, seed, max_side):
+    """The noisy camera output of the photo ``name`` alone (no clean version is made); the noisy half of
+    :func:`paired_blocks`' photo for the same ``seed`` and ``max_side``."""
+    return camera_noise.add_camera_noise(photo(name, max_side=max_side), noise_rng(seed, name))
+
+
 def training_images(*, seed, max_side, names=TRAIN_IMAGES):
     """[(photo name, noisy image)] of the training photos: the noisy versions only."""
     unknown = sorted(set(names) - set(TRAIN_IMAGES))
     if unknown:
         raise ValueError(f'{unknown} are not training photos; the training split is {TRAIN_IMAGES}')
-    return [(name, camera_noise.add_camera_noise(photo(name, max_side=max_side), noise_rng(seed, name)))
-            for name in names]
+    return [(name, noisy_photo(name, seed=seed, max_side=max_side)) for name in names]
 
 
 def paired_blocks(names, *, seed, max_side, block, limit=None):

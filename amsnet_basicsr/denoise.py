@@ -46,8 +46,16 @@ import torch
 from tqdm import tqdm
 
 from . import plugin  # noqa: F401  (registers the denoisers; applies the torchvision alias before basicsr)
-from .errors import (EXIT_PARTIAL_FAILURE, AMSNetError, ImageError, OptionError, SetupError, describe_os_error,
-                     report, report_interrupt)
+from .errors import (
+    EXIT_PARTIAL_FAILURE,
+    AMSNetError,
+    ImageError,
+    OptionError,
+    SetupError,
+    describe_os_error,
+    report,
+    report_interrupt,
+)
 from .image_io import IMAGE_EXTENSIONS, find_images, join_image, read_image, split_image, write_image
 from .inference import PRECISIONS, AMSNetDenoiser, check_strength
 from .models.adaptation import adapted

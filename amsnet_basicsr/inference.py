@@ -33,7 +33,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -42,12 +42,12 @@ from . import tiling
 from .config import SchemeConfig
 from .errors import ImageError, SetupError
 from .masks import PositionalMasks
+from .scheme import Denoiser
+from .tiling import Progress
 
 # autocast dtype by name (``amsnet-denoise --precision``); None: float32, no autocast
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
-Denoiser = Callable[[torch.Tensor], torch.Tensor]
-Progress = Optional[Callable[[int], Any]]
 Image = Union[np.ndarray, torch.Tensor]
 
 
@@ -202,9 +202,11 @@ class AMSNetDenoiser:
                   strength: float = 1.0) -> 'AMSNetDenoiser':
         """A single-pass network exported by ``amsnet-export``, run with onnxruntime (float32, tensors on the CPU;
         ``device`` cuda uses onnxruntime's CUDA provider when it has one). Its sidecar gives the channels and size
-        multiple; ``tile`` (an ``amsnet.tile`` mapping) and ``overrides`` the tiling."""
+        multiple, and the tiling it was exported with; ``tile`` (an ``amsnet.tile`` mapping) and ``overrides`` replace
+        it."""
         check_strength(strength)
         net = OnnxDenoiser(path, device=str(torch.device(device).type))
+        tile = tile if tile is not None else net.info.get('tile')  # the sidecar's tiles (amsnet-export records them)
         section = {'single_pass': True, 'size_multiple': net.info['size_multiple'],
                    **({'tile': tile} if tile is not None else {})}
         return cls(net, SchemeConfig.from_section(overlay(section, overrides)), channels=net.info['channels'],
@@ -280,7 +282,7 @@ class AMSNetDenoiser:
     def tile_count(self, height: int, width: int) -> int:
         """Tiles (denoiser batches of the tile plan) one call on a (height, width) image runs: x 8 with the
         self-ensemble (a rotated image has as many tiles)."""
-        tile = self.scheme.tile
-        plan = tiling.plan_tiles(height, width, tile.size, tile.overlap, self.scheme.inference_stride,
-                                 self.scheme.size_multiple)
+        tile, scheme = self.scheme.tile, self.scheme
+        grid = (scheme.size_multiple, 1) if scheme.single_pass else (scheme.inference_stride, scheme.size_multiple)
+        plan = tiling.plan_tiles(height, width, tile.size, tile.overlap, *grid)  # as tiling.denoise_image plans
         return tiling.num_tiles(plan) * (8 if self.scheme.self_ensemble else 1)

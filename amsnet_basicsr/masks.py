@@ -1,4 +1,4 @@
-"""Where the random masks of inference come from: a small protocol with two sources (pure torch).
+"""Where the random masks of inference come from: a small protocol (:class:`MaskSource`), two sources (pure torch).
 
 Inference (:func:`amsnet_basicsr.scheme.denoise`) needs two kinds of draws, both uniform and independent per
 pixel and shared by the channels (Eq. 5): the MMDB group id g of every pixel, and for R^3 (AP-BSN's random-
@@ -13,13 +13,15 @@ a batch of images given the *source coordinates* of its pixels (:class:`PixelCoo
   and ``amsnet-denoise`` agree.
 """
 from dataclasses import dataclass
+from typing import Protocol, Union
 
 import torch
 
 _MASK32 = 0xFFFFFFFF
 
 
-def sample_mask_groups(batch, height, width, num_branches, generator):
+def sample_mask_groups(batch: int, height: int, width: int, num_branches: int,
+                       generator: torch.Generator) -> torch.Tensor:
     """One group id g in {0..k-1} per pixel, uniform and independent, shared by the channels (Eq. 5).
 
     Returns a (batch, 1, height, width) int64 tensor drawn from ``generator``, on the generator's device. Groups
@@ -29,7 +31,8 @@ def sample_mask_groups(batch, height, width, num_branches, generator):
     return torch.randint(num_branches, (batch, 1, height, width), generator=generator, device=generator.device)
 
 
-def sample_replacement(times, batch, height, width, prob, generator):
+def sample_replacement(times: int, batch: int, height: int, width: int, prob: float,
+                       generator: torch.Generator) -> torch.Tensor:
     """R^3's replacement draw: (T, B, 1, H, W) bool, True with probability p per pixel (all channels together)."""
     if not 0.0 <= prob <= 1.0:
         raise ValueError(f'R3 replacement probability must be in [0, 1], got {prob}')
@@ -44,7 +47,8 @@ class PixelCoords:
     cols: torch.Tensor
 
     @classmethod
-    def whole(cls, batch, height, width, device=None):
+    def whole(cls, batch: int, height: int, width: int,
+              device: Union[str, torch.device, None] = None) -> 'PixelCoords':
         """The coordinates of ``batch`` whole images of ``height`` x ``width``."""
         images = torch.arange(batch, device=device)
         rows = torch.arange(height, device=device).expand(batch, height)
@@ -52,24 +56,44 @@ class PixelCoords:
         return cls(images, rows, cols)
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int, int, int]:
         """(N, 1, H, W): the shape of one draw for the batch."""
         return self.images.shape[0], 1, self.rows.shape[1], self.cols.shape[1]
+
+
+class MaskSource(Protocol):
+    """What inference asks of a mask source (:func:`amsnet_basicsr.scheme.denoise`,
+    :func:`amsnet_basicsr.tiling.denoise_image`): :class:`GeneratorMasks` and :class:`PositionalMasks` implement it.
+
+    ``position_invariant``: True when every draw is a function of the pixels' source coordinates only (not of the
+    call order or the batch's shape); tiled inference accepts only such a source.
+    """
+
+    position_invariant: bool
+
+    def mmdb_groups(self, coords: PixelCoords, *, num_branches: int) -> torch.Tensor:
+        """The MMDB group id g in {0..k-1} of every pixel of ``coords`` (Eq. 5): (N, 1, H, W) int64."""
+
+    def r3_draws(self, coords: PixelCoords, *, times: int, num_branches: int,
+                 prob: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """R^3's draws for ``times`` copies of the pixels of ``coords``: the replacement decisions, (T, N, 1, H, W)
+        bool (True with probability ``prob``), and the s = 1 MMDB groups of the copies, (T*N, 1, H, W) int64."""
 
 
 class GeneratorMasks:
     """Draws from ``generator`` in call order: the MMDB groups, then R^3's replacements, then R^3's groups."""
 
-    position_invariant = False
+    position_invariant: bool = False
 
-    def __init__(self, generator):
+    def __init__(self, generator: torch.Generator) -> None:
         self.generator = generator
 
-    def mmdb_groups(self, coords, *, num_branches):
+    def mmdb_groups(self, coords: PixelCoords, *, num_branches: int) -> torch.Tensor:
         batch, _, height, width = coords.shape
         return sample_mask_groups(batch, height, width, num_branches, self.generator)
 
-    def r3_draws(self, coords, *, times, num_branches, prob):
+    def r3_draws(self, coords: PixelCoords, *, times: int, num_branches: int,
+                 prob: float) -> tuple[torch.Tensor, torch.Tensor]:
         batch, _, height, width = coords.shape
         replace = sample_replacement(times, batch, height, width, prob, self.generator)
         return replace, sample_mask_groups(times * batch, height, width, num_branches, self.generator)
@@ -84,7 +108,7 @@ def _fmix32(h):
     return h ^ (h >> 16)
 
 
-def positional_bits(seed, stream, coords):
+def positional_bits(seed: int, stream: int, coords: PixelCoords) -> torch.Tensor:
     """32 random bits per pixel, a pure function of (seed, stream, image index, row, column): (N, 1, H, W) int64."""
     seed = int(seed) & 0xFFFFFFFFFFFFFFFF
     key = _fmix32(_fmix32(seed & _MASK32) ^ _fmix32(((seed >> 32) + 0x9E3779B9) & _MASK32)
@@ -95,12 +119,12 @@ def positional_bits(seed, stream, coords):
     return _fmix32(row_key[:, None, :, None] ^ col_key[:, None, None, :])
 
 
-def positional_groups(bits, num_branches):
+def positional_groups(bits: torch.Tensor, num_branches: int) -> torch.Tensor:
     """Group id g in {0..k-1} (Eq. 5) from the high 16 bits of :func:`positional_bits`."""
     return (bits >> 16) % num_branches
 
 
-def positional_uniform(bits):
+def positional_uniform(bits: torch.Tensor) -> torch.Tensor:
     """A uniform draw in [0, 1) with 2^-16 resolution from the low 16 bits of :func:`positional_bits`."""
     return (bits & 0xFFFF).to(torch.float32) / 65536.0
 
@@ -108,15 +132,16 @@ def positional_uniform(bits):
 class PositionalMasks:
     """Position-seeded draws: stream 0 gives the MMDB groups, stream 1 + t R^3 copy t's replacement and groups."""
 
-    position_invariant = True
+    position_invariant: bool = True
 
-    def __init__(self, seed=0):
+    def __init__(self, seed: int = 0) -> None:
         self.seed = int(seed)
 
-    def mmdb_groups(self, coords, *, num_branches):
+    def mmdb_groups(self, coords: PixelCoords, *, num_branches: int) -> torch.Tensor:
         return positional_groups(positional_bits(self.seed, 0, coords), num_branches)
 
-    def r3_draws(self, coords, *, times, num_branches, prob):
+    def r3_draws(self, coords: PixelCoords, *, times: int, num_branches: int,
+                 prob: float) -> tuple[torch.Tensor, torch.Tensor]:
         bits = torch.stack([positional_bits(self.seed, 1 + copy, coords) for copy in range(times)])
         batch, _, height, width = coords.shape
         return (positional_uniform(bits) < prob,

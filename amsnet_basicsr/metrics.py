@@ -26,12 +26,13 @@ from typing import Optional
 
 import numpy as np
 import torch
-from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
-from basicsr.utils.registry import METRIC_REGISTRY
 from torch.nn import functional as F
 
+from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
 from .errors import OptionError
 from .scheme import pd_down
+
+from basicsr.utils.registry import METRIC_REGISTRY
 
 HOLDOUT_METRIC = 'masked_holdout'
 

@@ -96,7 +96,8 @@ def build_denoiser(options, checkpoint_path, param_key='auto', device='cpu', *, 
     """``network_<label>`` of the options with the checkpoint's weights, in eval mode on ``device``
     (``path.param_key_<label>`` chooses ``params`` / ``params_ema`` when ``param_key`` is auto)."""
     key = f'network_{label}'
-    check_network_options(options, key)  # unknown type / arguments: one line naming the key; a constructor bug: traceback
+    # unknown type / arguments: one line naming the key; a constructor bug: traceback
+    check_network_options(options, key)
     net = build_network(dict(options[key]))
     try:
         checkpoint = torch.load(checkpoint_path, map_location='cpu', weights_only=True)

@@ -7,8 +7,14 @@ import logging
 import os
 import sys
 
-from . import plugin  # noqa: F401  (registers AMSNet into BasicSR)
-from . import basicsr_compat, checkpoint, distributed, options_check, progress
+from . import (
+    basicsr_compat,
+    checkpoint,
+    distributed,
+    options_check,
+    plugin,  # noqa: F401  (registers AMSNet into BasicSR)
+    progress,
+)
 from .errors import AMSNetError, describe_os_error, one_line, report, report_interrupt
 
 
@@ -17,7 +23,8 @@ def install_patches():
     basicsr_compat.install(init_dist=distributed.init_dist, parse_options=options_check.parse_and_check_options,
                            load_resume_state=checkpoint.load_resume_state,
                            prefetch_generator=progress.SafePrefetchGenerator, sampler=progress.ResumableEnlargedSampler,
-                           cpu_prefetcher=progress.CountingCPUPrefetcher, cuda_prefetcher=progress.CountingCUDAPrefetcher)
+                           cpu_prefetcher=progress.CountingCPUPrefetcher,
+                           cuda_prefetcher=progress.CountingCUDAPrefetcher)
 
 
 def log_to_file(level, message):

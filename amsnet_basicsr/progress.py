@@ -13,6 +13,7 @@ The prefetcher stamps each batch with ``epoch_batches`` (its position in the epo
 it was fed and saves it with the training state.
 """
 from . import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
+
 from basicsr.data.data_sampler import EnlargedSampler  # noqa: E402
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher, PrefetchGenerator  # noqa: E402
 

@@ -11,11 +11,12 @@ Which command uses which:
 * ``amsnet-train-folder``: ``RECIPES['folder']`` (``'quick'`` with ``--quick``), :func:`pack_noisy_tiles`,
   :func:`teacher_options`, :func:`distill_stage_options`, :func:`train` and :func:`inference_options` (its
   ``denoise.yml``);
-* ``amsnet-demo``: ``RECIPES['full']`` (``'quick'``), :func:`mask_stage_options`, :func:`distill_stage_options`,
-  :func:`train`;
+* ``amsnet-demo``: ``amsnet-train-folder`` itself (its recipe), and the size of the bundled photos, blocks and splits
+  of the same recipe (``max_train_side``, ``train_images``, ``val_block``, ``test_block``, ...);
 * ``amsnet-denoise --adapt``: :func:`adaptation_options`;
-* the research scripts in ``benchmarks/`` (ablation, checkpoint ranking, data shift): :func:`in_process_model`, the
-  demo's recipes, and :func:`train_section` / :func:`cosine_schedule` for the ablation's own in-process runs.
+* the research scripts in ``benchmarks/`` (ablation, checkpoint ranking, data shift): :func:`in_process_model`,
+  ``RECIPES['full']`` through :func:`mask_stage_options`, and for their in-process runs :func:`train_section` /
+  :func:`cosine_schedule`, :func:`train_in_process`, :func:`steps_per_second`, :func:`evaluate` and :func:`scores`.
 """
 import contextlib
 import copy
@@ -23,6 +24,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import cv2
@@ -30,10 +32,15 @@ import numpy as np
 import torch
 import yaml
 
-from . import plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
-from . import demo_data
+from . import (
+    demo_data,
+    plugin,  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
+)
 from .errors import SetupError
+
+from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.models import build_model
+from basicsr.models.base_model import BaseModel
 from basicsr.utils import img2tensor, imwrite, tensor2img
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
@@ -60,6 +67,9 @@ RECIPES['folder'] = {**RECIPES['full'], 'nc': 32, 'nb': 6, 'lr': 1e-3, 'iters': 
 MASK_EXPERIMENT = 'AMSNet_demo'
 STUDENT_EXPERIMENT = 'AMSNet_D_demo'
 TEACHER = 'AMSNet_folder'
+# the student's inference tile: 1,024 px with the 2 x train_size overlap computes 1.29x a 12 MP photo's area (512 px:
+# 1.75x) and stays within 1 grey level of the whole-image output (docs/tiling.md)
+STUDENT_TILE = 1024
 
 
 # ----------------------------------------------------------------------------------------------- shared sections
@@ -80,7 +90,7 @@ def train_section(stage: str, *, optimizer: dict, scheduler: dict, iters: int, l
 
 
 def validation_frequency(iters: int) -> int:
-    """Five validations (and the demo curve's points) per run, whatever its length."""
+    """Five validations per run, whatever its length."""
     return max(1, iters // 5)
 
 
@@ -107,8 +117,8 @@ def mask_stage_options(config: Mapping, data: Mapping, *, seed: int, iters: int)
       layers -> residual on the mean); plain DnCNN / U-Net need far more than a CPU's minutes to learn what a
       zeroed pixel means.
     * small crops buy iterations on a CPU; the LMDB holds NOISY tiles only; ``num_gpu: 0`` (a CPU recipe).
-    * ``logger.use_tb_logger``: the run's TensorBoard event file is where the demo's ``read_curve`` finds the curve;
-      only the final ``net_g_latest.pth`` is saved.
+    * ``logger.use_tb_logger``: a ``train.py`` run of these options logs its curves to TensorBoard (amsnet-train-folder
+      switches it off); only the final ``net_g_latest.pth`` is saved.
     """
     return {
         'name': MASK_EXPERIMENT, 'model_type': 'AMSNetModel', 'num_gpu': 0, 'manual_seed': seed, 'scale': 1,
@@ -200,13 +210,16 @@ def inference_options(train_options: Mapping, weights: str) -> dict:
     given (``amsnet-denoise`` reads a relative path from the options file's folder)."""
     options = {key: copy.deepcopy(train_options[key]) for key in ('model_type', 'network_g', 'amsnet')}
     options['amsnet'].pop('tile', None)  # the default tiles: photos of any size fit in memory
+    train_size = options['network_g'].get('train_size')
+    if train_size:  # LocalNAFNet: the same image at any tile size once the overlap is 2 x its window (docs/tiling.md)
+        options['amsnet']['tile'] = {'size': STUDENT_TILE, 'overlap': 2 * train_size}
     options.update(name=train_options['name'] + '_denoise', num_gpu='auto', scale=1,
                    path={'pretrain_network_g': weights, 'param_key_g': 'params', 'strict_load_g': True})
     return options
 
 
 def in_process_model(options: Mapping, *, is_train: bool, r3_enabled: Optional[bool] = None,
-                     state_dict: Optional[Mapping] = None):
+                     state_dict: Optional[Mapping] = None) -> BaseModel:
     """``build_model`` on a ``train.py`` options dict in this process (one process, no DDP), optionally with R^3
     switched on or off (``amsnet.r3.enabled``) and the denoiser's weights replaced by ``state_dict``."""
     opt = single_process_options(options, is_train=is_train)
@@ -216,6 +229,45 @@ def in_process_model(options: Mapping, *, is_train: bool, r3_enabled: Optional[b
     if state_dict is not None:
         model.net_g.load_state_dict(state_dict)
     return model
+
+
+def train_in_process(model: BaseModel, batches: Iterable[Mapping], *, warmup_iter: int = -1,
+                     after_step: Optional[Callable[[int], None]] = None) -> None:
+    """The body of BasicSR's training loop on an iterable of ``feed_data`` dicts: the learning-rate update, then the
+    model's own ``optimize_parameters``; ``after_step(iteration)`` is called after each step."""
+    for iteration, batch in enumerate(batches, start=1):
+        model.update_learning_rate(iteration, warmup_iter=warmup_iter)
+        model.feed_data(batch)
+        model.optimize_parameters(iteration)
+        if after_step is not None:
+            after_step(iteration)
+
+
+def steps_per_second(model: BaseModel, batch: torch.Tensor, *, steps: int = 12, warmup: int = 2,
+                     clock: Callable[[], float] = time.perf_counter) -> float:
+    """Training speed of ``model`` on ``batch``: the median time of its own ``optimize_parameters`` (the steps
+    after ``warmup``), measured with ``clock``. The model is trained by these steps: use a throwaway one."""
+    model.feed_data({'lq': batch})
+    timings = []
+    for step in range(1, steps + 1):
+        start = clock()
+        model.optimize_parameters(step)
+        if step > warmup:
+            timings.append(clock() - start)
+    return 1.0 / float(np.median(timings))
+
+
+def evaluate(model: BaseModel, blocks: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> list[dict]:
+    """Denoise every (key, noisy, clean) block with the model's own inference (``model.test()``); returns, per
+    block, the uint8 BGR images (``basicsr.utils.tensor2img``) and the PSNR/SSIM of the output to the clean block."""
+    results = []
+    for key, noisy, clean in blocks:
+        model.feed_data({'lq': to_tensor(noisy)})
+        model.test()
+        denoised, clean8 = tensor2img(model.output), to_uint8(clean)
+        psnr, ssim = scores(denoised, clean8)
+        results.append(dict(key=key, noisy=to_uint8(noisy), clean=clean8, denoised=denoised, psnr=psnr, ssim=ssim))
+    return results
 
 
 # ----------------------------------------------------------------------------------------------- training files
@@ -229,6 +281,11 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return tensor2img(to_tensor(image))
 
 
+def scores(image: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """(PSNR, SSIM) of uint8 images with BasicSR's metrics, crop_border 0 (the paper's convention)."""
+    return calculate_psnr(image, reference, crop_border=0), calculate_ssim(image, reference, crop_border=0)
+
+
 def write_png(path: str, image: np.ndarray, bits: int = 8) -> None:
     """Write a float RGB image in [0, 1] as an 8-bit (``basicsr.utils.tensor2img``) or 16-bit PNG."""
     if bits == 8:
@@ -239,8 +296,8 @@ def write_png(path: str, image: np.ndarray, bits: int = 8) -> None:
             raise OSError(f'cannot write {path}')
 
 
-def pack_noisy_tiles(named_images: Iterable, tiles_dir: str, lmdb_path: str, tile: int,
-                     bits: Optional[Mapping[str, int]] = None) -> list:
+def pack_noisy_tiles(named_images: Iterable[tuple[str, np.ndarray]], tiles_dir: str, lmdb_path: str, tile: int,
+                     bits: Optional[Mapping[str, int]] = None) -> list[str]:
     """Cut every (name, noisy float RGB image) into non-overlapping ``tile`` x ``tile`` tiles (centred), write them as
     PNGs into ``tiles_dir`` (8-bit, or 16-bit for the names that ``bits`` maps to 16) and pack them into the BasicSR
     LMDB ``lmdb_path`` (``basicsr.utils.lmdb_util.make_lmdb_from_imgs``, its console output kept off the terminal);
@@ -280,7 +337,8 @@ def _die_with_parent():
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def train(out: str, options_path: str, log: Log = print, extra: Sequence[str] = (), keep_fds: Sequence[int] = ()):
+def train(out: str, options_path: str, log: Log = print, extra: Sequence[str] = (),
+          keep_fds: Sequence[int] = ()) -> None:
     """Run ``python -m amsnet_basicsr.train -opt options_path`` as a subprocess in ``out`` (with the flags ``extra``,
     e.g. ``--auto_resume``); its output is kept in train_stdout.log. The package's parent folder leads PYTHONPATH, so
     a checkout runs without installing. The child inherits the file descriptors ``keep_fds`` (a folder lock:

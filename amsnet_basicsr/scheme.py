@@ -1,16 +1,22 @@
 """The asymmetric mask scheme of AMSNet (Liao et al., ECCV 2024) as pure torch functions.
 
 Nothing here knows about BasicSR: every function takes tensors, a denoiser (any image-to-image
-``nn.Module`` with the same channels in and out) and, where randomness is involved, an explicit
-``torch.Generator`` on the device of the images or a mask source of :mod:`amsnet_basicsr.masks`. Equation numbers are those of the paper
-("Eq.") and of its supplement ("Supp. Eq."). Images are (B, C, H, W) tensors in [0, 1].
+``nn.Module`` with the same channels in and out: :data:`Denoiser`) and, where randomness is involved, an explicit
+``torch.Generator`` on the device of the images or a mask source of :mod:`amsnet_basicsr.masks`
+(:class:`~amsnet_basicsr.masks.MaskSource`). Equation numbers are those of the paper ("Eq.") and of its supplement
+("Supp. Eq."). Images are (B, C, H, W) tensors in [0, 1].
 """
+from typing import Any, Callable, Optional, Sequence, Union
+
 import torch
 
-from .masks import PixelCoords, sample_mask_groups, sample_replacement  # noqa: F401  (re-exported)
+from .masks import MaskSource, PixelCoords, sample_mask_groups, sample_replacement  # noqa: F401  (re-exported)
+
+# a denoiser D_E: any image-to-image callable (an ``nn.Module``, an exported graph's runner), (N, C, h, w) -> same
+Denoiser = Callable[[torch.Tensor], torch.Tensor]
 
 
-def reflect(positions, size):
+def reflect(positions: torch.Tensor, size: int) -> torch.Tensor:
     """Integer positions (any, also beyond the edges) folded into 0..size-1 by mirror reflection (edge not repeated)."""
     if size == 1:
         return torch.zeros_like(positions)
@@ -19,7 +25,7 @@ def reflect(positions, size):
     return torch.where(positions < size, positions, period - positions)
 
 
-def pad_to_multiple(x, unit):
+def pad_to_multiple(x: torch.Tensor, unit: int) -> torch.Tensor:
     """Reflect-pad the last two dims of ``x`` (any dtype) at the bottom/right to multiples of ``unit``."""
     height, width = x.shape[-2:]
     padded_height, padded_width = -(-height // unit) * unit, -(-width // unit) * unit
@@ -30,7 +36,7 @@ def pad_to_multiple(x, unit):
     return x[..., rows[:, None], cols]
 
 
-def pd_down(x, stride, multiple=1):
+def pd_down(x: torch.Tensor, stride: int, multiple: int = 1) -> torch.Tensor:
     """Pixel-shuffle downsampling P_s (Sec. 3.2): (B, C, H, W) -> (B*s*s, C, H/s, W/s).
 
     Sub-image (i, j) is x[..., i::s, j::s] and sits at batch index b*s*s + i*s + j. H and W are first
@@ -44,7 +50,7 @@ def pd_down(x, stride, multiple=1):
     return x.permute(0, 3, 5, 1, 2, 4).reshape(batch * s * s, channels, height // s, width // s)
 
 
-def pd_up(y, stride, size):
+def pd_up(y: torch.Tensor, stride: int, size: Sequence[int]) -> torch.Tensor:
     """Inverse pixel-shuffle P_s^-1 (Eq. 8): (B*s*s, C, h, w) -> (B, C, size[0], size[1])."""
     n, channels, height, width = y.shape
     s = stride
@@ -52,7 +58,7 @@ def pd_up(y, stride, size):
     return y.reshape(n // (s * s), channels, height * s, width * s)[..., :size[0], :size[1]]
 
 
-def check_mask_config(num_branches, masks_per_pixel=1):
+def check_mask_config(num_branches: int, masks_per_pixel: int = 1) -> None:
     """Raise ValueError unless 2 <= k and 1 <= m < k (Eq. 5, Supp. Sec. 1.2)."""
     if num_branches < 2:
         raise ValueError(f'num_branches (k) must be >= 2, got {num_branches}')
@@ -60,7 +66,8 @@ def check_mask_config(num_branches, masks_per_pixel=1):
         raise ValueError(f'masks_per_pixel (m) must be in [1, k-1] = [1, {num_branches - 1}], got {masks_per_pixel}')
 
 
-def masked_in_branch(groups, branch, num_branches, masks_per_pixel=1):
+def masked_in_branch(groups: torch.Tensor, branch: Union[int, torch.Tensor], num_branches: int,
+                     masks_per_pixel: int = 1) -> torch.Tensor:
     """The complementary mask M~^i of branch i (Eq. 5): True where the pixel is zeroed in branch i.
 
     A pixel of group g is masked in the m branches g, g+1, ..., g+m-1 (mod k). With m = 1 this is the
@@ -71,7 +78,9 @@ def masked_in_branch(groups, branch, num_branches, masks_per_pixel=1):
     return torch.remainder(branch - groups, num_branches) < masks_per_pixel
 
 
-def masked_training_forward(denoiser, noisy, stride, generator, *, num_branches=2, masks_per_pixel=1, multiple=1):
+def masked_training_forward(denoiser: Denoiser, noisy: torch.Tensor, stride: int, generator: torch.Generator, *,
+                            num_branches: int = 2, masks_per_pixel: int = 1,
+                            multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Single-mask training forward of variant B (Eq. 2-4).
 
     x_s = P_s(I_N); one fresh mask (branch 0 of a k-partition, ratio m/k); y = D_E(M ⊙ x_s).
@@ -85,14 +94,15 @@ def masked_training_forward(denoiser, noisy, stride, generator, *, num_branches=
     return pd_up(denoiser(sub_images), stride, noisy.shape[-2:]), masked
 
 
-def mask_loss(prediction, target, masked):
+def mask_loss(prediction: torch.Tensor, target: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
     """L_m (Eq. 4): mean absolute error over the masked positions M~ only (all channels)."""
     weight = masked.to(prediction.dtype)
     total = weight.sum() * prediction.shape[1]
     return ((prediction - target).abs() * weight).sum() / total.clamp_min(1)
 
 
-def samples_per_call(total, height, width, *, chunk_size=None, chunk_pixels=None):
+def samples_per_call(total: int, height: int, width: int, *, chunk_size: Optional[int] = None,
+                     chunk_pixels: Optional[int] = None) -> int:
     """How many of ``total`` (height x width) denoiser inputs go into one call: at most ``chunk_size`` inputs and at
     most ``chunk_pixels`` pixels (at least one input); all of them when neither is given."""
     count = total
@@ -103,7 +113,8 @@ def samples_per_call(total, height, width, *, chunk_size=None, chunk_pixels=None
     return max(1, count)
 
 
-def run_chunked(denoiser, batch, *, chunk_size=None, chunk_pixels=None):
+def run_chunked(denoiser: Denoiser, batch: torch.Tensor, *, chunk_size: Optional[int] = None,
+                chunk_pixels: Optional[int] = None) -> torch.Tensor:
     """``denoiser(batch)`` in calls of at most ``chunk_size`` samples and ``chunk_pixels`` pixels
     (:func:`samples_per_call`; one call when neither is given)."""
     step = samples_per_call(batch.shape[0], *batch.shape[-2:], chunk_size=chunk_size, chunk_pixels=chunk_pixels)
@@ -112,8 +123,9 @@ def run_chunked(denoiser, batch, *, chunk_size=None, chunk_pixels=None):
     return torch.cat([denoiser(batch[start:start + step]) for start in range(0, batch.shape[0], step)])
 
 
-def mmdb(denoiser, noisy, stride, groups, *, num_branches=2, masks_per_pixel=1, multiple=1, chunk_size=None,
-         chunk_pixels=None):
+def mmdb(denoiser: Denoiser, noisy: torch.Tensor, stride: int, groups: torch.Tensor, *, num_branches: int = 2,
+         masks_per_pixel: int = 1, multiple: int = 1, chunk_size: Optional[int] = None,
+         chunk_pixels: Optional[int] = None) -> torch.Tensor:
     """Multi-branch mask complementary denoising block (Eq. 6-8; Supp. Eq. 2 for m > 1).
 
     I_DN = P_s^-1( sum_i M~^i ⊙ D_E(M^i ⊙ P_s(I_N)) / m ), with the masks of branch i given by the per-pixel
@@ -139,7 +151,8 @@ def mmdb(denoiser, noisy, stride, groups, *, num_branches=2, masks_per_pixel=1, 
     return pd_up(restored / masks_per_pixel, stride, noisy.shape[-2:])
 
 
-def random_replacement_refinement(restore, noisy, denoised, replace):
+def random_replacement_refinement(restore: Denoiser, noisy: torch.Tensor, denoised: torch.Tensor,
+                                  replace: torch.Tensor) -> torch.Tensor:
     """R^3, the random-replacement refinement of AP-BSN used by the -E variants (Sec. 3.5).
 
     T copies of I_DN in which the pixels where ``replace`` (T, B, 1, H, W) is True (all channels together) take
@@ -152,24 +165,27 @@ def random_replacement_refinement(restore, noisy, denoised, replace):
     return restore(copies).reshape(times, batch, channels, height, width).mean(0)
 
 
-def denoise(denoiser, noisy, masks, *, coords=None, stride=2, num_branches=2, masks_per_pixel=1, multiple=1,
-            chunk_size=None, chunk_pixels=None, refine_times=0, refine_prob=0.16):
+def denoise(denoiser: Denoiser, noisy: torch.Tensor, masks: MaskSource, *, coords: Optional[PixelCoords] = None,
+            stride: int = 2, num_branches: int = 2, masks_per_pixel: int = 1, multiple: int = 1,
+            chunk_size: Optional[int] = None, chunk_pixels: Optional[int] = None, refine_times: int = 0,
+            refine_prob: float = 0.16) -> torch.Tensor:
     """Full inference: MMDB at the inference stride (variant B/P), then R^3 when ``refine_times`` > 0 (-E).
 
-    ``masks`` is a mask source (:mod:`amsnet_basicsr.masks`: ``GeneratorMasks`` or ``PositionalMasks``) asked for
-    the MMDB groups of Eq. 5 and for R^3's draws; ``coords`` (:class:`~amsnet_basicsr.masks.PixelCoords`) are the
-    source coordinates of the pixels of ``noisy`` (default: ``noisy`` is a batch of whole images). R^3 (AP-BSN,
-    Sec. 3.5): T copies of I_DN, each pixel (all channels) replaced by its noisy value with probability p, MMDB at
-    s = 1 on every copy, the mean of the T results; the T*k passes go through the denoiser as one batch, in chunks
-    of at most ``chunk_size`` passes and ``chunk_pixels`` pixels.
+    ``masks`` is a mask source (:class:`~amsnet_basicsr.masks.MaskSource`: ``GeneratorMasks`` or
+    ``PositionalMasks``) asked for the MMDB groups of Eq. 5 and for R^3's draws; ``coords``
+    (:class:`~amsnet_basicsr.masks.PixelCoords`) are the source coordinates of the pixels of ``noisy`` (default:
+    ``noisy`` is a batch of whole images). R^3 (AP-BSN, Sec. 3.5): T copies of I_DN, each pixel (all channels)
+    replaced by its noisy value with probability p, MMDB at s = 1 on every copy, the mean of the T results; the T*k
+    passes go through the denoiser as one batch, in chunks of at most ``chunk_size`` passes and ``chunk_pixels``
+    pixels.
     """
     if not 0.0 <= refine_prob <= 1.0:
         raise ValueError(f'R3 replacement probability must be in [0, 1], got {refine_prob}')
     batch, _, height, width = noisy.shape
     coords = coords if coords is not None else PixelCoords.whole(batch, height, width, noisy.device)
     groups = masks.mmdb_groups(coords, num_branches=num_branches)
-    settings = dict(num_branches=num_branches, masks_per_pixel=masks_per_pixel, multiple=multiple, chunk_size=chunk_size,
-                    chunk_pixels=chunk_pixels)
+    settings: dict[str, Any] = dict(num_branches=num_branches, masks_per_pixel=masks_per_pixel, multiple=multiple,
+                                    chunk_size=chunk_size, chunk_pixels=chunk_pixels)
     denoised = mmdb(denoiser, noisy, stride, groups, **settings)
     if refine_times <= 0:
         return denoised
@@ -179,7 +195,7 @@ def denoise(denoiser, noisy, masks, *, coords=None, stride=2, num_branches=2, ma
         noisy, denoised, replace)
 
 
-def smoothness_prior(image, eps=1e-6):
+def smoothness_prior(image: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """L_p (Eq. 9): isotropic total variation sqrt(dx^2 + dy^2 + eps) of every channel, averaged over the pixels and
     the channels (Eq. 9 sums; the mean makes it comparable with the per-pixel L1 term of :func:`finetune_loss`)."""
     dy = image[..., 1:, :-1] - image[..., :-1, :-1]
@@ -187,7 +203,7 @@ def smoothness_prior(image, eps=1e-6):
     return torch.sqrt(dx * dx + dy * dy + eps).mean()
 
 
-def finetune_loss(denoised, noisy, smoothness_weight=0.01):
+def finetune_loss(denoised: torch.Tensor, noisy: torch.Tensor, smoothness_weight: float = 0.01) -> torch.Tensor:
     """L_t (Eq. 10) = lambda * L_p(I_DN) + ||I_DN - I_N||_1, both terms means over pixels and channels.
 
     ``denoised`` is the full MMDB output, in which every pixel was predicted from an input where it was zeroed, so

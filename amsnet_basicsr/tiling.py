@@ -27,17 +27,36 @@ tile's inner edge are never used, so a denoiser whose receptive field (in image 
 fits in that margin gives the untiled result up to float rounding.
 """
 import math
-from collections import namedtuple
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import torch
 
 from . import scheme
-from .masks import PixelCoords
+from .masks import MaskSource, PixelCoords
+from .scheme import Denoiser
 
-TilePlan = namedtuple('TilePlan', ['height', 'width', 'padded_height', 'padded_width', 'tile_height', 'tile_width',
-                                   'row_origins', 'col_origins', 'overlap', 'stride', 'unit'])
-TilePlan.__doc__ = """Tiling of a (height, width) image: tiles of (tile_height, tile_width) at every pair of
-row_origins x col_origins on a canvas of (padded_height, padded_width) (reflect padding beyond the image)."""
+Device = Union[str, torch.device]
+# called with the number of tiles finished after every tile batch
+Progress = Optional[Callable[[int], Any]]
+# fn(tiles, rows, cols, images) of :func:`tiled_apply`: (n, C, h, w) tiles, their source rows (n, h), columns
+# (n, w) and image indices (n,) -> an (n, C', h, w) output
+TileFunction = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class TilePlan(NamedTuple):
+    """Tiling of a (height, width) image: tiles of (tile_height, tile_width) at every pair of row_origins x
+    col_origins on a canvas of (padded_height, padded_width) (reflect padding beyond the image)."""
+    height: int
+    width: int
+    padded_height: int
+    padded_width: int
+    tile_height: int
+    tile_width: int
+    row_origins: list[int]
+    col_origins: list[int]
+    overlap: int
+    stride: int
+    unit: int
 
 
 def _axis_plan(size, tile, overlap, unit, stride):
@@ -52,7 +71,8 @@ def _axis_plan(size, tile, overlap, unit, stride):
     return padded, length, origins
 
 
-def plan_tiles(height, width, tile_size=None, overlap=32, stride=2, multiple=1):
+def plan_tiles(height: int, width: int, tile_size: Union[int, Sequence[int], None] = None, overlap: int = 32,
+               stride: int = 2, multiple: int = 1) -> TilePlan:
     """Tile grid for a (height, width) image; ``tile_size`` None (or >= the padded image) means one tile.
 
     ``tile_size`` is an int or (tile_h, tile_w), rounded down to a multiple of ``stride * multiple``;
@@ -65,7 +85,7 @@ def plan_tiles(height, width, tile_size=None, overlap=32, stride=2, multiple=1):
     if overlap < 0:
         raise ValueError(f'tile overlap must be >= 0, got {overlap}')
     overlap = -(-int(overlap) // stride) * stride
-    tiles = [None, None]
+    tiles: list[Optional[int]] = [None, None]
     if tile_size is not None:
         sizes = (tile_size, tile_size) if isinstance(tile_size, int) else tuple(tile_size)
         for axis, value in enumerate(sizes):
@@ -99,11 +119,13 @@ def _axis_window(origin, length, padded, overlap, device):
     return weight
 
 
-def num_tiles(plan):
+def num_tiles(plan: TilePlan) -> int:
+    """The number of tiles of ``plan``."""
     return len(plan.row_origins) * len(plan.col_origins)
 
 
-def tiled_apply(fn, image, plan, tile_batch=1, device=None, progress=None):
+def tiled_apply(fn: TileFunction, image: torch.Tensor, plan: TilePlan, tile_batch: int = 1,
+                device: Optional[Device] = None, progress: Progress = None) -> torch.Tensor:
     """Apply ``fn`` tile by tile and blend: the generic engine behind :func:`denoise_image`.
 
     ``image`` is (B, C, H, W) matching ``plan``; ``fn(tiles, rows, cols, images)`` gets ``tile_batch`` tiles of
@@ -167,9 +189,12 @@ def tiled_apply(fn, image, plan, tile_batch=1, device=None, progress=None):
 
 
 @torch.no_grad()
-def denoise_image(denoiser, noisy, *, masks=None, single_pass=False, self_ensemble=False, stride=2, num_branches=2,
-                  masks_per_pixel=1, multiple=1, chunk_size=None, chunk_pixels=None, refine_times=0, refine_prob=0.16,
-                  tile_size=None, overlap=32, tile_batch=1, device=None, progress=None):
+def denoise_image(denoiser: Denoiser, noisy: torch.Tensor, *, masks: Optional[MaskSource] = None,
+                  single_pass: bool = False, self_ensemble: bool = False, stride: int = 2, num_branches: int = 2,
+                  masks_per_pixel: int = 1, multiple: int = 1, chunk_size: Optional[int] = None,
+                  chunk_pixels: Optional[int] = None, refine_times: int = 0, refine_prob: float = 0.16,
+                  tile_size: Union[int, Sequence[int], None] = None, overlap: int = 32, tile_batch: int = 1,
+                  device: Optional[Device] = None, progress: Progress = None) -> torch.Tensor:
     """AMSNet inference (:func:`scheme.denoise`: MMDB, then R^3 when ``refine_times`` > 0) of a (B, C, H, W) image
     of any size, tile by tile; every inference entry point (``AMSNetModel.test``, ``amsnet-denoise``, the demo, the
     ablation, the benchmarks) runs this function.
@@ -189,10 +214,11 @@ def denoise_image(denoiser, noisy, *, masks=None, single_pass=False, self_ensemb
     resolution", CVPR 2016; not part of AMSNet): 8x the passes, one transformed copy of the image at a time.
     """
     if self_ensemble:
-        arguments = dict(masks=masks, single_pass=single_pass, stride=stride, num_branches=num_branches,
-                         masks_per_pixel=masks_per_pixel, multiple=multiple, chunk_size=chunk_size,
-                         chunk_pixels=chunk_pixels, refine_times=refine_times, refine_prob=refine_prob,
-                         tile_size=tile_size, overlap=overlap, tile_batch=tile_batch, device=device, progress=progress)
+        arguments: dict[str, Any] = dict(
+            masks=masks, single_pass=single_pass, stride=stride, num_branches=num_branches,
+            masks_per_pixel=masks_per_pixel, multiple=multiple, chunk_size=chunk_size, chunk_pixels=chunk_pixels,
+            refine_times=refine_times, refine_prob=refine_prob, tile_size=tile_size, overlap=overlap,
+            tile_batch=tile_batch, device=device, progress=progress)
         total = None
         for flip in (False, True):
             for turns in range(4):
@@ -204,7 +230,9 @@ def denoise_image(denoiser, noisy, *, masks=None, single_pass=False, self_ensemb
     if single_pass:
         if stride != 1:
             raise ValueError(f'single-pass inference has no PD: stride must be 1, got {stride}')
-        plan = plan_tiles(noisy.shape[-2], noisy.shape[-1], tile_size, overlap, 1, multiple)
+        # tile origins on the network's own grid (``multiple``): a network with n downsamplings is equivariant only to
+        # shifts by 2^n, so tiles cut elsewhere would see their content at another phase than the whole image does
+        plan = plan_tiles(noisy.shape[-2], noisy.shape[-1], tile_size, overlap, multiple, 1)
 
         def single(tiles, rows, cols, images):
             return scheme.run_chunked(denoiser, tiles, chunk_size=chunk_size, chunk_pixels=chunk_pixels)

@@ -41,6 +41,7 @@ import shutil
 import sys
 import time
 import urllib.parse
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -150,6 +151,18 @@ OWNED = ('data', 'experiments', 'tb_logger', 'train_folder.yml', 'distill_folder
          'model.pth', 'denoise.yml')  # everything this command writes into --out (output_folder.take)
 
 
+@dataclass(frozen=True)
+class Trained:
+    """What :func:`run` made: ``options_path`` (``denoise.yml``: the student, or the B-E model with
+    ``--student-iters 0``), the AMSNet-B checkpoint it chose and that checkpoint's training options (to run it as
+    B-E: :func:`amsnet_basicsr.recipes.inference_options`), and the run's settings (``iters``, ``student_iters``,
+    ...)."""
+    options_path: str
+    teacher_checkpoint: str
+    teacher_options: dict
+    settings: dict
+
+
 def check_folders(folder, out):
     """Refuse an input that is not a folder, and an --out that is, contains or lies inside the input folder (the
     command's own tiles would become photos, and --force could reach the photos)."""
@@ -208,7 +221,7 @@ def run(args, log):
     options_path = atomic_write(osp.join(out, 'denoise.yml'), lambda handle: handle.write(text.encode()))
     owned.release()
     log(f'done: amsnet-denoise {args.input} denoised/ -opt {options_path}')
-    return options_path
+    return Trained(options_path, chosen, options, settings)
 
 
 def parse_args(argv=None):

@@ -56,11 +56,21 @@ import torch
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
 from amsnet_basicsr import baselines, demo_data, scheme
-from amsnet_basicsr.image_io import read_rgb
 from amsnet_basicsr.errors import DataError, run_command
-from amsnet_basicsr.demo import evaluate, scores, steps_per_second, train_in_process
-from amsnet_basicsr.recipes import cosine_schedule, in_process_model, to_tensor, to_uint8, train_section
+from amsnet_basicsr.image_io import read_rgb
 from amsnet_basicsr.metrics import calculate_checkerboard
+from amsnet_basicsr.recipes import (
+    cosine_schedule,
+    evaluate,
+    in_process_model,
+    scores,
+    steps_per_second,
+    to_tensor,
+    to_uint8,
+    train_in_process,
+    train_section,
+)
+
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import imwrite
 
@@ -290,7 +300,7 @@ def train(images, model, network, config, *, multiple, finetune=False, initial_s
 
 # ----------------------------------------------------------------------------------------------------- evaluation
 def score_model(options, state_dict, val, config, *, r3):
-    """The model's own inference on every validation block (``demo.evaluate``): mean PSNR / SSIM to the clean
+    """The model's own inference on every validation block (``recipes.evaluate``): mean PSNR / SSIM to the clean
     images, PSNR to the noisy input (identity indicator), checkerboard index; and the outputs (uint8 BGR)."""
     start = time.process_time()
     results = evaluate(in_process_model(options, is_train=False, r3_enabled=r3, state_dict=state_dict), val)
@@ -353,7 +363,8 @@ def markdown(results, baseline, config, command, classical=None):
                             f'{config.finetune_budget:g} CPU s') + ' (fine-tune P, from the base B). '
              f'Crops {config.crop}px x {config.batch} (fine-tune {config.finetune_crop}px x {config.finetune_batch}), '
              f'AdamW lr {config.lr:g} (fine-tune {config.finetune_lr:g}; BasicSR cosine decay), PD stride '
-             f'{config.train_stride} (train) / {config.test_stride} (test), R3 T={config.r3_times} p={config.r3_prob}.', '',
+             f'{config.train_stride} (train) / {config.test_stride} (test), '
+             f'R3 T={config.r3_times} p={config.r3_prob}.', '',
              f'Noisy input: PSNR {baseline["psnr"]:.2f} dB, SSIM {baseline["ssim"]:.4f}, checkerboard '
              f'{baseline["checkerboard"]:.2f} (mean over {baseline["images"]} validation images).', '',
              ('Classical filters, each image\'s parameter chosen on the other validation images (leave-one-out): ' +
@@ -366,7 +377,8 @@ def markdown(results, baseline, config, command, classical=None):
              'amsnet_basicsr/metrics.py). Final loss: the training loss of the last step (L_m for AMSNet-B, L1 to '
              'the noisy input for AP-BSN, L_t for P; a loss far below the others\' means the network copies noise). '
              'Iterations, CPU and wall seconds are for training the row\'s model '
-             '(a base model shared by several rows is trained once; P rows add their fine-tune); eval: inference CPU s.',
+             '(a base model shared by several rows is trained once; P rows add their fine-tune); '
+             'eval: inference CPU s.',
              '']
     for group in GROUPS:
         rows = [r for r in results if r['group'] == group]

@@ -24,6 +24,7 @@ import argparse
 import copy
 import itertools
 import json
+import os
 import sys
 import tempfile
 import time
@@ -33,10 +34,26 @@ import torch
 from torch.utils.data import DataLoader
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
-from amsnet_basicsr import demo, recipes
+from amsnet_basicsr import demo_data, recipes
 from amsnet_basicsr.errors import AMSNetError, report
+
 from basicsr.data import build_dataset
 from basicsr.utils import set_random_seed
+
+
+def build_data(out, config, seed, log=print):
+    """The demo data under ``out``: the noisy training photos cut into tiles in a BasicSR LMDB, and the validation
+    block as a noisy/clean PNG pair (BasicSR's validation during training) and in memory (``val``)."""
+    photos = demo_data.training_images(seed=seed, max_side=config['max_train_side'], names=config['train_images'])
+    lmdb_path = os.path.join(out, 'train_noisy.lmdb')
+    keys = recipes.pack_noisy_tiles(photos, os.path.join(out, 'train_noisy_tiles'), lmdb_path, config['train_tile'])
+    log(f'training set: {len(keys)} noisy tiles of {", ".join(config["train_images"])} -> {lmdb_path}')
+    val = demo_data.validation_blocks(seed=seed, max_side=config['max_eval_side'], block=config['val_block'])
+    val_folders = {kind: os.path.join(out, 'val', kind) for kind in ('noisy', 'clean')}
+    for key, noisy, clean in val:
+        for kind, image in (('noisy', noisy), ('clean', clean)):
+            recipes.write_png(os.path.join(val_folders[kind], key + '.png'), image)
+    return dict(lmdb=lmdb_path, val_folders=val_folders, val=val)
 
 
 def train_checkpoints(options, iters, every, seed, log=print):
@@ -61,7 +78,7 @@ def train_checkpoints(options, iters, every, seed, log=print):
         while True:
             yield from loader
 
-    demo.train_in_process(model, itertools.islice(epochs(), iters),
+    recipes.train_in_process(model, itertools.islice(epochs(), iters),
                           warmup_iter=options['train'].get('warmup_iter', -1), after_step=after_step)
     return checkpoints
 
@@ -72,7 +89,7 @@ def score_checkpoint(options, state_dict, blocks):
     only the noisy block."""
     model = recipes.in_process_model(options, is_train=False, state_dict=state_dict)
     holdout = float(np.mean([model.masked_holdout_loss(recipes.to_tensor(noisy)) for _, noisy, _ in blocks]))
-    psnr = float(np.mean([result['psnr'] for result in demo.evaluate(model, blocks)]))
+    psnr = float(np.mean([result['psnr'] for result in recipes.evaluate(model, blocks)]))
     return holdout, psnr
 
 
@@ -110,7 +127,7 @@ def run(iters, every, seed=0, out=None, log=print):
     with tempfile.TemporaryDirectory(prefix='amsnet_ranking_') as temp:
         out = out or temp
         config = dict(recipes.RECIPES['full'])
-        data = demo.build_data(out, config, seed, log)
+        data = build_data(out, config, seed, log)
         options = recipes.mask_stage_options(config, data, seed=seed, iters=iters)
         start = time.time()
         checkpoints = train_checkpoints(options, iters, every, seed, log)

@@ -2,7 +2,8 @@
 """Training-data throughput: random crops per second from the LMDB of 512x512 crops vs from the full-size PNG folder.
 
     python benchmarks/data_loading.py                       # synthetic SIDD-sized noisy PNGs, packed here
-    python benchmarks/data_loading.py --folder datasets/SIDD/noisy_png --lmdb datasets/SIDD/SIDD_Medium_Srgb_noisy_512.lmdb
+    python benchmarks/data_loading.py --folder datasets/SIDD/noisy_png \\
+        --lmdb datasets/SIDD/SIDD_Medium_Srgb_noisy_512.lmdb
 
 Both go through AMSNet's training dataset (``NoisyImageDataset``: decode, random crop, flips/rot90, to tensor) and a
 torch DataLoader with 1 and N worker processes. The PNG folder decodes a whole ~12 MP image per crop; the LMDB
@@ -22,6 +23,7 @@ import torch
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr.data.sidd_prepare import prepare_sidd
 from amsnet_basicsr.errors import run_command
+
 from basicsr.data import build_dataset
 
 

@@ -6,8 +6,9 @@
     python benchmarks/data_shift.py --demo results/amsnet_demo/seed_0 --train-on test-photos other-photos \
         --out results/data_shift_train
 
-Every setting comes from one variant, the demo's own (photos enlarged 2x, bilinear demosaic): the B model trained on
-the demo's photos and its distilled student; OpenCV NLM's and BM3D's factors on each image's noise estimate
+Every setting comes from one variant, the demo's own (photos enlarged 2x, bilinear demosaic): the models that
+``amsnet-train-folder`` trained on the demo's noisy photos (the demo's ``model/`` folder: the chosen B checkpoint and
+its distilled student); OpenCV NLM's and BM3D's factors on each image's noise estimate
 (:mod:`amsnet_basicsr.baselines`), tuned on that variant's validation block by the demo (``results.json``);
 ``amsnet-denoise --adapt 300`` (validated on the demo's validation photo). Nothing is tuned again. They are evaluated
 on the held-apart test photos (:data:`amsnet_basicsr.demo_data.TEST_IMAGES`, the demo's seed) through every variant
@@ -110,23 +111,28 @@ def errors(output, clean):
 
 
 def load_demo(folder):
-    """The demo run's options, weights and tuned filter parameters (:class:`SetupError` naming what is missing)."""
+    """A demo run's models and tuned filter parameters (:class:`SetupError` naming what is missing). Its ``model/``
+    folder is an ``amsnet-train-folder`` output: ``train_folder.yml`` with the checkpoint it chose (named in the
+    demo's ``results.json``) is the B-E teacher, ``distill_folder.yml`` with ``model.pth`` the student."""
     from amsnet_basicsr.networks import load_options
-    needed = {'teacher options': 'train_demo.yml', 'teacher weights': 'experiments/AMSNet_demo/models/net_g_latest.pth',
-              'student options': 'distill_demo.yml',
-              'student weights': 'experiments/AMSNet_D_demo/models/net_g_latest.pth', 'results': 'results.json'}
-    paths = {label: osp.join(folder, name) for label, name in needed.items()}
-    for label, path in paths.items():
+
+    def needed(label, *parts):
+        path = osp.join(folder, *parts)
         if not osp.isfile(path):
             raise SetupError(f'--demo {folder}: no {label} ({path}); run python -m amsnet_basicsr.demo --out {folder}')
-    with open(paths['results']) as handle:
+        return path
+
+    options = {label: load_options(needed(f'{label} options', 'model', name))
+               for label, name in (('teacher', 'train_folder.yml'), ('student', 'distill_folder.yml'))}
+    with open(needed('results', 'results.json')) as handle:
         results = json.load(handle)
     if 'baseline_parameters' not in results:
-        raise SetupError(f'{paths["results"]}: a one-seed demo run is needed (use the seed_<s> folder of --seeds runs)')
-    weights = {label: torch.load(paths[f'{label} weights'], map_location='cpu', weights_only=True)['params']
-               for label in ('teacher', 'student')}
-    options = {label: load_options(paths[f'{label} options']) for label in ('teacher', 'student')}
-    return dict(options=options, weights=weights, teacher_checkpoint=paths['teacher weights'],
+        raise SetupError(f'{folder}: a one-seed demo run is needed (use the seed_<s> folder of --seeds runs)')
+    paths = {'teacher': needed('teacher weights', results['teacher_checkpoint']),
+             'student': needed('student weights', 'model', 'model.pth')}
+    weights = {label: torch.load(path, map_location='cpu', weights_only=True)['params']
+               for label, path in paths.items()}
+    return dict(options=options, weights=weights, teacher_checkpoint=paths['teacher'],
                 filters=results['baseline_parameters'], seed=results['seed'])
 
 
@@ -134,8 +140,8 @@ def train_on_photos(photos, folder, *, seed, quick, log):
     """``amsnet-train-folder`` (its default recipe) on the noisy ``photos`` themselves, in ``folder``; returns the
     (options, weights) of its chosen B-E teacher and of its student."""
     from amsnet_basicsr import train_folder
-    from amsnet_basicsr.recipes import write_png
     from amsnet_basicsr.networks import load_options
+    from amsnet_basicsr.recipes import write_png
     photo_dir = osp.join(folder, 'photos')
     os.makedirs(photo_dir, exist_ok=True)
     for name, noisy, _ in photos:
@@ -162,9 +168,8 @@ def evaluate_variant(demo, variant, *, block, limit, adapt_steps, train_dir, tra
     """Rows (method, setting, PSNR, SSIM, cast, low-frequency error, seconds per block) of one variant."""
     from amsnet_basicsr import baselines
     from amsnet_basicsr.config import SchemeConfig
-    from amsnet_basicsr.demo import evaluate, scores
     from amsnet_basicsr.models.adaptation import adapt_network
-    from amsnet_basicsr.recipes import RECIPES, in_process_model, to_uint8
+    from amsnet_basicsr.recipes import RECIPES, evaluate, in_process_model, scores, to_uint8
     photos = variant_photos(variant, seed=demo['seed'])
     blocks = variant_blocks(variant, seed=demo['seed'], block=block, limit=limit, photos=photos)
     clean8 = [to_uint8(clean) for _, _, clean in blocks]

@@ -9,9 +9,10 @@ Measured tables: ``benchmarks/results/inference_speed.md``.
 Sections (``--sections``, default ``blocks,student,tiling``; ``large`` runs when ``--megapixels`` is given):
 
 blocks   A 256x256 RGB input. ``--chunk-sizes`` (default ``auto``: the pixel budget ``amsnet.chunk_size: auto``
-         uses on this device, printed with the rows) compares how many denoiser passes go into one call. Seconds per image for MMDB (Eq. 6-8, PD stride 2) and MMDB + R^3, through
-         ``scheme.denoise`` with generator masks (one whole image, no tiling machinery) and through
-         ``tiling.denoise_image`` untiled (position-seeded masks: the path of every entry point). Denoiser passes in full-image equivalents: k for
+         uses on this device, printed with the rows) compares how many denoiser passes go into one call. Seconds
+         per image for MMDB (Eq. 6-8, PD stride 2) and MMDB + R^3, through ``scheme.denoise`` with generator masks
+         (one whole image, no tiling machinery) and through ``tiling.denoise_image`` untiled (position-seeded
+         masks: the path of every entry point). Denoiser passes in full-image equivalents: k for
          MMDB (k branches x s^2 sub-images of 1/s^2 the area), k(1+T) with R^3. Overhead factor = pipeline time /
          (passes x time of one plain forward of the denoiser on a 1x3x256x256 input). Seconds per megapixel.
          Each precision in ``--precisions`` (autocast; fp32 = none).
@@ -24,6 +25,11 @@ tiling   An image that fits (``--fit-size``, default 1024x1024): untiled vs tile
 large    A ``--megapixels`` image (3:2, default 24 MP = 6000x4000) denoised tiled in a fresh subprocess: seconds,
          seconds per megapixel, peak RSS (CPU, ru_maxrss) or torch.cuda.max_memory_allocated (GPU); the same for a
          ``--compare-megapixels`` image (default 2) tiled and untiled, to show memory is set by the tile size.
+
+Chunk sizes are spelled as in ``amsnet-denoise --chunk-size`` (:func:`amsnet_basicsr.denoise.chunk_size_flag`):
+``auto`` (the pixel budget of ``amsnet.chunk_size: auto`` on this device), ``all`` (every pass in one call:
+``chunk_size: null``) or a number of sub-images >= 1. ``--chunk-sizes`` (blocks section) lists several,
+``--chunk-size`` (default 8) is the one of the tiling and large sections.
 
 Run it on an idle machine: the script prints the load average and thread count with the figures.
 """
@@ -42,8 +48,10 @@ import torch
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import scheme, tiling
 from amsnet_basicsr.config import CHUNK_PIXELS
+from amsnet_basicsr.denoise import chunk_size_flag
 from amsnet_basicsr.errors import run_command
 from amsnet_basicsr.masks import GeneratorMasks, PositionalMasks
+
 from basicsr.archs import build_network
 
 ARCHS = {
@@ -67,13 +75,25 @@ STUDENT = {'type': 'NAFNet', 'img_channel': 3, 'width': 16, 'middle_blk_num': 1,
            'dec_blk_nums': [1, 1, 1, 1]}
 
 
+def chunk_flag(text):
+    """``--chunk-size`` / ``--chunk-sizes``: amsnet-denoise's :func:`~amsnet_basicsr.denoise.chunk_size_flag` (auto,
+    all or a number), the number at least 1."""
+    value = chunk_size_flag(text)
+    if isinstance(value, int) and value < 1:
+        raise argparse.ArgumentTypeError(f'expected auto, all (every pass in one call) or an integer >= 1, got '
+                                         f'{text!r}')
+    return value
+
+
 def chunk_settings(chunk, device):
-    """(label, scheme keyword arguments) of a ``--chunk-sizes`` entry: a number, all, or auto (the pixel budget of
-    ``amsnet.chunk_size: auto`` on this device)."""
+    """(label, scheme keyword arguments) of a :func:`chunk_flag` value: a number, all (``chunk_size: null``), or auto
+    (the pixel budget of ``amsnet.chunk_size: auto`` on this device)."""
     if chunk == 'auto':
         pixels = CHUNK_PIXELS.get(device.type, CHUNK_PIXELS['cuda'])
         return f'auto={pixels // 1024}k px', dict(chunk_size=None, chunk_pixels=pixels)
-    return str(chunk or 'all'), dict(chunk_size=chunk, chunk_pixels=None)
+    if chunk == 'all':
+        return 'all', dict(chunk_size=None, chunk_pixels=None)
+    return str(chunk), dict(chunk_size=chunk, chunk_pixels=None)
 
 
 def build(arch, size, device):
@@ -156,16 +176,16 @@ def bench_blocks(args, device):
             label_chunk, chunking = chunk_settings(chunk, device)
             with autocast(device, precision):
 
-                def run_scheme(refine):
+                def run_scheme(refine, chunking=chunking):
                     masks = GeneratorMasks(torch.Generator(device).manual_seed(0))
                     return scheme.denoise(net, image, masks, stride=2, num_branches=k, multiple=multiple,
                                           refine_times=refine, **chunking)
 
-                def run_positional(refine):
+                def run_positional(refine, chunking=chunking):
                     return tiling.denoise_image(net, image, masks=PositionalMasks(0), stride=2, num_branches=k,
                                                 multiple=multiple, refine_times=refine, **chunking)
 
-                def run_identity(refine):  # the scheme's own cost: masks, PD, gathers, blending
+                def run_identity(refine, chunking=chunking):  # the scheme's own cost: masks, PD, gathers, blending
                     return scheme.denoise(torch.nn.Identity(), image, PositionalMasks(0), stride=2, num_branches=k,
                                           multiple=multiple, refine_times=refine, **chunking)
 
@@ -174,8 +194,8 @@ def bench_blocks(args, device):
                                           ('MMDB+R3 (scheme)', run_scheme, times_r3),
                                           ('MMDB+R3 (tiling)', run_positional, times_r3),
                                           ('MMDB+R3 (identity D)', run_identity, times_r3)):
-                    seconds, plain = timed_pair(lambda: fn(refine), lambda: net(image), device, args.repeats,
-                                                CLOCKS[args.clock])
+                    seconds, plain = timed_pair(lambda fn=fn, refine=refine: fn(refine), lambda: net(image), device,
+                                                args.repeats, CLOCKS[args.clock])
                     passes = k * (1 + refine)
                     rows.append(dict(precision=precision, chunk=label_chunk, pipeline=label, seconds=seconds,
                                      passes=passes,
@@ -254,11 +274,12 @@ def bench_tiling(args, device):
     image = test_image(height, width, device)
     plan = tiling.plan_tiles(height, width, args.tile, args.overlap, 2, multiple)
     refine = args.r3_times if args.tiling_r3 else 0
+    label_chunk, chunking = chunk_settings(args.chunk_size, device)
     print(f'\n== tiling on {height}x{width}: {args.arch} ({args.size}), tile {args.tile} (-> {plan.tile_height}x'
           f'{plan.tile_width}, {tiling.num_tiles(plan)} tiles), overlap {plan.overlap}, R3 T={refine}, '
-          f'chunk_size={args.chunk_size}')
-    kwargs = dict(masks=PositionalMasks(0), stride=2, num_branches=args.num_branches, multiple=multiple, chunk_size=args.chunk_size,
-                  refine_times=refine)
+          f'chunk_size={label_chunk}')
+    kwargs = dict(masks=PositionalMasks(0), stride=2, num_branches=args.num_branches, multiple=multiple,
+                  refine_times=refine, **chunking)
     results = {}
     with torch.no_grad():
         untiled = tiling.denoise_image(net, image, **kwargs)
@@ -293,14 +314,14 @@ def child_run(args):
     if args.child_untiled:
         image = image.to(device)
     tile = None if args.child_untiled else args.tile
+    _, chunking = chunk_settings(args.chunk_size, device)
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     with torch.no_grad(), autocast(device, args.precisions[0]):
         output = tiling.denoise_image(net, image, masks=PositionalMasks(0), stride=2, num_branches=args.num_branches,
-                                      multiple=multiple, chunk_size=args.chunk_size,
-                                      refine_times=args.r3_times if args.large_r3 else 0, tile_size=tile,
-                                      overlap=args.overlap, device=device)
+                                      multiple=multiple, refine_times=args.r3_times if args.large_r3 else 0,
+                                      tile_size=tile, overlap=args.overlap, device=device, **chunking)
     sync(device)
     seconds = time.perf_counter() - start
     result = dict(height=height, width=width, tiled=not args.child_untiled, seconds=seconds,
@@ -317,7 +338,7 @@ def run_child(args, height, width, untiled):
                '--size', args.size, '--device', args.device, '--precisions', args.precisions[0],
                '--tile', str(args.tile), '--overlap', str(args.overlap), '--r3-times', str(args.r3_times),
                '--num-branches', str(args.num_branches)]
-    command += ['--chunk-size', str(args.chunk_size or 0)]
+    command += ['--chunk-size', str(args.chunk_size)]
     command += ['--threads', str(args.threads)] if args.threads else []
     command += ['--untiled'] if untiled else []
     command += ['--large-r3'] if args.large_r3 else []
@@ -335,8 +356,9 @@ def size_for(megapixels, multiple=2):
 
 
 def bench_large(args):
+    label_chunk, _ = chunk_settings(args.chunk_size, torch.device(args.device))
     print(f'\n== large images ({args.arch} {args.size}, {args.precisions[0]}, tile {args.tile}, overlap '
-          f'{args.overlap}, R3 {"T=%d" % args.r3_times if args.large_r3 else "off"}, chunk_size {args.chunk_size}), '
+          f'{args.overlap}, R3 {"T=%d" % args.r3_times if args.large_r3 else "off"}, chunk_size {label_chunk}), '
           'each in a fresh process')
     runs = [(size_for(args.megapixels), False)]
     if args.compare_megapixels:
@@ -372,11 +394,12 @@ def main(argv=None):
                         help='comma list of blocks, student, tiling, large')
     parser.add_argument('--num-branches', type=int, default=2)
     parser.add_argument('--r3-times', type=int, default=8)
-    parser.add_argument('--chunk-size', type=int, default=8,
-                        help='sub-images per denoiser call in the tiling and large sections (0 = all at once)')
-    parser.add_argument('--chunk-sizes', nargs='+', default=['auto'],
-                        help='chunk sizes compared in the blocks section (all = all passes at once; auto = the '
-                        'pixel budget of amsnet.chunk_size: auto on this device)')
+    parser.add_argument('--chunk-size', type=chunk_flag, default=8,
+                        help='sub-images per denoiser call in the tiling and large sections, as amsnet-denoise '
+                        '--chunk-size: auto (the pixel budget of amsnet.chunk_size: auto on this device), all (all '
+                        'passes at once) or a number')
+    parser.add_argument('--chunk-sizes', nargs='+', type=chunk_flag, default=['auto'],
+                        help='chunk sizes compared in the blocks section (auto, all or a number, as --chunk-size)')
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--clock', default='wall', choices=list(CLOCKS),
                         help='wall time, or this process\'s CPU time (CPU only; robust on a shared machine)')
@@ -395,9 +418,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.device == 'cuda':
         args.clock = 'wall'
-    args.chunk_sizes = [None if value == 'all' else value if value == 'auto' else int(value)
-                        for value in args.chunk_sizes]
-    args.chunk_size = args.chunk_size or None
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child_size:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Convert an official AMSNet checkpoint into a BasicSR ``net_g`` file: ``python scripts/convert_official_checkpoint.py --help``.
+"""Convert an official AMSNet checkpoint into a BasicSR ``net_g`` file:
+``python scripts/convert_official_checkpoint.py --help``.
 
 The logic and the flags are in :mod:`amsnet_basicsr.convert`.
 """

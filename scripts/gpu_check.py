@@ -80,9 +80,11 @@ def ddp_training(out, timeout):
 def compile_and_channels_last(path):
     """Time eager, channels_last and torch.compile forwards (fp32, bf16); the rows go to ``path`` as they come."""
     import torch
+
     import amsnet_basicsr.plugin  # noqa: F401
     sys.path.insert(0, str(INFERENCE_SPEED.parent))
     from inference_speed import ARCHS, STUDENT, timed
+
     from basicsr.archs import build_network
     device = torch.device('cuda')
     _, base, sizes = ARCHS['Restormer']
@@ -100,7 +102,7 @@ def compile_and_channels_last(path):
                     net = torch.compile(net)
                 try:
                     with torch.no_grad(), torch.autocast('cuda', dtype=dtype, enabled=dtype is not None):
-                        seconds = timed(lambda: net(x), device, repeats=10, warmup=3)
+                        seconds = timed(lambda net=net, x=x: net(x), device, repeats=10, warmup=3)
                     results.append(dict(model=label, variant=variant, precision=precision, seconds=seconds))
                 except Exception as error:  # a variant that does not work is a finding, not a crash
                     results.append(dict(model=label, variant=variant, precision=precision,

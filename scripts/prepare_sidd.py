@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Crop SIDD-Medium sRGB NOISY images into 512x512 sub-images in a BasicSR LMDB: ``python scripts/prepare_sidd.py --help``.
+"""Crop SIDD-Medium sRGB NOISY images into 512x512 sub-images in a BasicSR LMDB:
+``python scripts/prepare_sidd.py --help``.
 
 The logic and the flags are in :mod:`amsnet_basicsr.data.sidd_prepare`.
 """

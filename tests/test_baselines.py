@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from amsnet_basicsr import baselines, camera_noise
+
 from conftest import smooth_scene
 
 

@@ -5,6 +5,7 @@ import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import tiling
 from amsnet_basicsr.config import SchemeConfig
 from amsnet_basicsr.masks import PositionalMasks
+
 from basicsr.archs import build_network
 
 NET = {'type': 'DnCNN', 'in_nc': 3, 'out_nc': 3, 'nc': 16, 'nb': 5, 'act_mode': 'R'}

@@ -18,9 +18,10 @@ Module and parameter names follow AP-BSN's ``DBSNl`` (``head``, ``branch1``, ``b
 ``mask`` buffer), so AP-BSN's released D-BSN weights load with ``strict=True`` once their ``bsn.`` prefix is removed.
 """
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
+
+from basicsr.utils.registry import ARCH_REGISTRY
 
 
 class CentralMaskedConv2d(nn.Conv2d):

@@ -18,9 +18,10 @@ unused, so the released weights load with ``strict=True``. All module and parame
 Inputs must be multiples of 16 (four stride-2 levels): ``size_multiple``, read by ``amsnet.size_multiple: auto``.
 """
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
+
+from basicsr.utils.registry import ARCH_REGISTRY
 
 
 def _xavier_conv(in_channels, out_channels, kernel_size, stride=1):

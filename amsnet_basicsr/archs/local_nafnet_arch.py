@@ -17,30 +17,37 @@ computes NAFNet's function with NAFNet's gradients: training is unchanged and NA
 pixel sees only a bounded neighbourhood, the same in a tile as in the whole image away from the tile's edges.
 """
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
 from spandrel.architectures.NAFNet import NAFNet
 from torch import nn
+
+from basicsr.utils.registry import ARCH_REGISTRY
+
+
+def _box_sum(x, radius, dim):
+    """Sums of ``x`` along ``dim`` over the windows [i - radius, i + radius] clipped to the axis, from running sums:
+    ``total[min(i + radius, size - 1)] - total[i - radius - 1]``, the latter 0 for i <= radius. No branch on the
+    size (an axis shorter than a window gets the whole sum everywhere), so the network exports with dynamic shapes."""
+    size = x.shape[dim]
+    total = x.cumsum(dim)
+    zeros = list(total.shape)
+    zeros[dim] = radius + 1
+    last = total.narrow(dim, size - 1, 1)
+    repeats = [-1] * total.dim()
+    repeats[dim] = radius
+    padded = torch.cat([total.new_zeros(zeros), total, last.expand(repeats)], dim)
+    return padded.narrow(dim, 2 * radius + 1, size) - padded.narrow(dim, 0, size)
 
 
 def local_mean(x, radius):
     """Mean of ``x`` (N, C, H, W) over the (2 * radius + 1)-pixel square window around every pixel, clipped to the
     map (``F.avg_pool2d(x, 2 * radius + 1, 1, radius, count_include_pad=False)``), in O(1) per pixel: separable
-    running sums. An axis of at most ``radius + 1`` pixels is averaged whole (size 1, broadcast by the caller)."""
-    for dim in (2, 3):
-        size = x.shape[dim]
-        if size <= radius + 1:
-            x = x.mean(dim, keepdim=True)
-            continue
-        # sums[j] = x[..., :j - radius].sum() clipped to [0, size]: the window of i is sums[i + 2r + 1] - sums[i]
-        cumulative = x.cumsum(dim)
-        sums = torch.cat([torch.zeros_like(cumulative.narrow(dim, 0, 1)).expand_as(cumulative.narrow(dim, 0, radius + 1)),
-                          cumulative, cumulative.narrow(dim, size - 1, 1).expand_as(cumulative.narrow(dim, 0, radius))],
-                         dim)
-        index = torch.arange(size, device=x.device)
-        count = ((index + radius + 1).clamp(max=size) - (index - radius).clamp(min=0)).to(x.dtype)
-        x = (sums.narrow(dim, 2 * radius + 1, size) - sums.narrow(dim, 0, size)) / count.view(
-            (-1, 1) if dim == 2 else (-1,))
-    return x
+    running sums."""
+    sums = _box_sum(_box_sum(x, radius, 3), radius, 2)
+    height, width = x.shape[2:]
+    rows, cols = torch.arange(height, device=x.device), torch.arange(width, device=x.device)
+    counts = [(index + radius + 1).clamp(max=size) - (index - radius).clamp(min=0)
+              for index, size in ((rows, height), (cols, width))]
+    return sums * (counts[0][:, None] * counts[1][None, :]).to(x.dtype).reciprocal()
 
 
 class LocalAvgPool2d(nn.Module):
@@ -68,7 +75,6 @@ class LocalNAFNet(NAFNet):
                          enc_blk_nums=list(enc_blk_nums), dec_blk_nums=list(dec_blk_nums))
         if train_size < 1:
             raise ValueError(f'train_size must be >= 1, got {train_size}')
-        self.hyperparameters['train_size'] = train_size
         crop = -(-train_size // self.padder_size) * self.padder_size  # the training crop as NAFNet pads it
         depth = len(self.encoders)
         levels = ([(blocks, level) for level, blocks in enumerate(self.encoders)] + [(self.middle_blks, depth)]

@@ -20,8 +20,9 @@ harmless in the dark, clipped regions where such pixels occur. Any input size wo
 """
 import torch
 import torch.nn.functional as F
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
+
+from basicsr.utils.registry import ARCH_REGISTRY
 
 
 @ARCH_REGISTRY.register()

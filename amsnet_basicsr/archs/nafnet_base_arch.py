@@ -16,8 +16,9 @@ at the bottom/right to a multiple of ``2 ** len(enc_blk_nums)`` and the output i
 """
 import torch
 import torch.nn.functional as F
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
+
+from basicsr.utils.registry import ARCH_REGISTRY
 
 
 class LayerNorm2d(nn.Module):

@@ -7,8 +7,9 @@ load; with ``n_feature=128`` it has 7.9 M parameters. Inputs must be multiples o
 ``amsnet.size_multiple: auto``).
 """
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
+
+from basicsr.utils.registry import ARCH_REGISTRY
 
 
 class UpsampleCat(nn.Module):

@@ -20,17 +20,16 @@ For two folders with identical file names BasicSR's own ``PairedImageDataset`` a
 import os
 import os.path as osp
 
-import cv2
 import h5py
 import numpy as np
 import scipy.io
 import torch
 from torch.utils import data as data
 
-from basicsr.utils.registry import DATASET_REGISTRY
-
 from .. import image_io
 from ..errors import DataError
+
+from basicsr.utils.registry import DATASET_REGISTRY
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
@@ -171,7 +170,8 @@ class SIDDBenchmarkDataset(_SIDDBlocksDataset):
 
     def __init__(self, opt):
         if opt.get('dataroot_gt') is not None or opt.get('gt_key') is not None:
-            raise DataError('SIDDBenchmarkDataset has no GT; remove dataroot_gt / gt_key (or use SIDDValidationDataset)')
+            raise DataError('SIDDBenchmarkDataset has no GT; remove dataroot_gt / gt_key '
+                            '(or use SIDDValidationDataset)')
         super().__init__(opt)
 
 

@@ -5,14 +5,14 @@ import re
 from os import path as osp
 
 import cv2
-import numpy as np
+
+from .. import image_io
+from ..errors import ImageError, OptionError
+
 from basicsr.data.single_image_dataset import SingleImageDataset
 from basicsr.data.transforms import augment
 from basicsr.utils import FileClient, get_root_logger, img2tensor, scandir
 from basicsr.utils.registry import DATASET_REGISTRY
-
-from .. import image_io
-from ..errors import ImageError, OptionError
 
 BAD_IMAGE_POLICIES = ('skip', 'error')
 _META_LINE = re.compile(r'^(?P<file>\S+)\s+\((?P<h>\d+),\s*(?P<w>\d+),\s*(?P<c>\d+)\)')

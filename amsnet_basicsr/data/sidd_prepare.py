@@ -25,7 +25,6 @@ import time
 from multiprocessing import get_context
 
 import cv2
-import numpy as np
 
 from .. import image_io
 from ..errors import AMSNetError, DataError, ImageError, report
@@ -260,7 +259,8 @@ def prepare_sidd(input_root, output, crop_size=512, step=384, workers=4, with_gt
     # PNG of noisy data is about the raw size; x1.5 + 64 MiB covers PNG and LMDB page overhead. (LmdbMaker's own
     # estimate from one image can overflow: always pass map_size, BASICSR_NOTES.md.)
     map_size = int(total_bytes * 1.5) + (64 << 20)
-    print(f'{len(items)} noisy images in {find_data_root(input_root)} -> {total_crops} crops of {crop_size}x{crop_size} '
+    print(f'{len(items)} noisy images in {find_data_root(input_root)} -> {total_crops} crops of '
+          f'{crop_size}x{crop_size} '
           f'(step {step}) into {output}' + (f' and GT into {gt_output}' if with_gt else ''), flush=True)
 
     for path in outputs:

@@ -1,8 +1,9 @@
 """BasicSR loss modules for the two training stages; the formulas live in :mod:`amsnet_basicsr.scheme`."""
-from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
 from .. import scheme
+
+from basicsr.utils.registry import LOSS_REGISTRY
 
 
 @LOSS_REGISTRY.register()

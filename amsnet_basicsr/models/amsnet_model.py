@@ -3,8 +3,6 @@ import contextlib
 from collections import OrderedDict
 
 import torch
-from basicsr.models.sr_model import SRModel
-from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from .. import checkpoint, distill, guards, networks, scheme
@@ -13,6 +11,9 @@ from ..inference import AMSNetDenoiser
 from ..options_check import STAGE_LOSSES, check_model_options, stage_pixel_options
 from ..progress import BATCH_POSITION_KEY
 from .validation import ValidationMixin
+
+from basicsr.models.sr_model import SRModel
+from basicsr.utils.registry import MODEL_REGISTRY
 
 
 @MODEL_REGISTRY.register()

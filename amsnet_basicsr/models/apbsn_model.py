@@ -14,17 +14,19 @@ the loss is BasicSR's ``L1Loss`` (``train.pixel_opt`` may leave out its ``type``
 ``apbsn``.
 """
 import torch
-from basicsr.utils.registry import MODEL_REGISTRY
 
 from .. import scheme
 from ..masks import PixelCoords, PositionalMasks
 from .amsnet_model import AMSNetModel
 
+from basicsr.utils.registry import MODEL_REGISTRY
+
 
 def pd_restore(net, noisy, stride, multiple=1, chunk_size=None, chunk_pixels=None):
     """P_s^-1(D(P_s(I_N))): the network on every PD sub-image, no mask (AP-BSN's forward; s = 1: the plain network)."""
     sub_images = scheme.pd_down(noisy, stride, multiple)
-    return scheme.pd_up(scheme.run_chunked(net, sub_images, chunk_size=chunk_size, chunk_pixels=chunk_pixels), stride, noisy.shape[-2:])
+    return scheme.pd_up(scheme.run_chunked(net, sub_images, chunk_size=chunk_size, chunk_pixels=chunk_pixels), stride,
+                        noisy.shape[-2:])
 
 
 def apbsn_denoise(net, noisy, masks, *, stride=2, multiple=1, chunk_size=None, chunk_pixels=None, refine_times=0,

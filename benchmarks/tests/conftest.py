@@ -1,6 +1,7 @@
 """The benchmarks' tests share the package tests' fixtures and tiers: everything of ``tests/conftest.py`` (its autouse
-fixtures included: a fast test starts no process, one torch thread) is defined here too, and ``benchmarks/`` is on
-``sys.path``, so the tests import the scripts as modules (``import ablation``, ``import data_shift``)."""
+fixtures included: a fast test starts no process, one torch thread) is defined here too, ``benchmarks/`` is on
+``sys.path``, so the tests import the scripts as modules (``import ablation``, ``import data_shift``), and so is
+``tests/`` (put there by ``tests/conftest.py``), so they import its plain helpers (``from helpers import REPO``)."""
 import importlib.util
 import sys
 from pathlib import Path
@@ -15,4 +16,4 @@ if _spec.name not in sys.modules:
     sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(sys.modules[_spec.name])
 
-from amsnet_tests_conftest import *  # noqa: E402,F401,F403  (fixtures and helpers, REPO included)
+from amsnet_tests_conftest import *  # noqa: E402,F401,F403  (the fixtures)

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import ablation
 import cv2
 import numpy as np
 import pytest
@@ -17,9 +18,7 @@ from amsnet_basicsr.models.amsnet_model import AMSNetModel
 from amsnet_basicsr.models.apbsn_model import APBSNModel
 from amsnet_basicsr.scheme import pd_up
 
-import ablation
-
-from conftest import REPO
+from helpers import REPO
 
 
 @pytest.mark.slow
@@ -32,7 +31,8 @@ def test_ablation_tiny_writes_table_json_and_figure(tmp_path):
     table = (out / 'ablation.md').read_text()
     for heading in ('## identity', '## denoiser', '## ratio', '## lambda', '## variants'):
         assert heading in table
-    for setting in ('AP-BSN + D_AS', 'AP-BSN + D_AS + R3', 'AMSNet-B + D_A', 'AMSNet-B-E + D_AS', 'AMSNet-B + DeamNet', '75% masked (k=4, m=3)',
+    for setting in ('AP-BSN + D_AS', 'AP-BSN + D_AS + R3', 'AMSNet-B + D_A', 'AMSNet-B-E + D_AS', 'AMSNet-B + DeamNet',
+                    '75% masked (k=4, m=3)',
                     'AMSNet-P, lambda=0.1', 'AMSNet-P-E (lambda=0.01)'):
         assert f'| {setting} |' in table
     numbers = json.loads((out / 'ablation.json').read_text())

@@ -3,9 +3,8 @@ the weights every --every iterations, scores each on the demo's validation block
 half, PSNR to the clean half) and reports Spearman correlations; its argument check names the problem."""
 import json
 
-import pytest
-
 import checkpoint_ranking
+import pytest
 
 
 def test_rank_correlations_follow_the_orderings():

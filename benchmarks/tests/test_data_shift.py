@@ -5,15 +5,14 @@ import subprocess
 import sys
 
 import cv2
+import data_shift
 import numpy as np
 import pytest
 
 from amsnet_basicsr import demo_data
 from amsnet_basicsr.recipes import RECIPES
 
-import data_shift
-
-from conftest import REPO
+from helpers import REPO
 
 SCRIPT = REPO / 'benchmarks' / 'data_shift.py'
 

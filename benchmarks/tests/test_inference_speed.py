@@ -1,20 +1,24 @@
 """The inference benchmark (benchmarks/inference_speed.py) on a tiny DnCNN:
 it runs the inference function every entry point runs, counts the denoiser passes right, and its tiling check
-finds the tiled output equal to the untiled one away from tile borders."""
+finds the tiled output equal to the untiled one away from tile borders; its chunk sizes are spelled as amsnet-denoise's
+``--chunk-size`` (auto, all or a number)."""
 import json
-
-import pytest
-
-import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
+from types import SimpleNamespace
 
 import inference_speed
+import pytest
+import torch
+
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
+from amsnet_basicsr.config import CHUNK_PIXELS
 
 
 def test_blocks_and_tiling_sections(tmp_path):
     report_path = tmp_path / 'report.json'
     inference_speed.main(['--arch', 'DnCNN', '--size', 'tiny', '--sections', 'blocks,tiling', '--repeats', '1',
-                          '--precisions', 'fp32', '--chunk-sizes', 'all', '--r3-times', '1', '--fit-size', '96x80',
-                          '--tile', '48', '--overlap', '16', '--clock', 'cpu', '--json', str(report_path)])
+                          '--precisions', 'fp32', '--chunk-sizes', 'all', '--chunk-size', 'all', '--r3-times', '1',
+                          '--fit-size', '96x80', '--tile', '48', '--overlap', '16', '--clock', 'cpu', '--json',
+                          str(report_path)])
     report = json.loads(report_path.read_text())
     passes = {row['pipeline']: row['passes'] for row in report['blocks']}
     assert passes['MMDB (tiling)'] == 2 and passes['MMDB+R3 (tiling)'] == 4  # k (1 + T) full-image equivalents
@@ -22,6 +26,44 @@ def test_blocks_and_tiling_sections(tmp_path):
     tiling = report['tiling']
     assert tiling['computed_area'] >= 1.0
     assert tiling['max_diff_elsewhere'] < 1e-5 <= tiling['max_diff_borders'] + 1e-5
+
+
+def test_chunk_sizes_are_spelled_as_in_amsnet_denoise(capsys):
+    """``--chunk-size`` and ``--chunk-sizes`` take amsnet-denoise's spellings (``chunk_size_flag``): auto (the pixel
+    budget of ``amsnet.chunk_size: auto``), all (``chunk_size: null``, every pass in one call) or a number >= 1; 0, the
+    benchmark's old spelling of all, is refused."""
+    cpu = torch.device('cpu')
+
+    def settings(text):
+        return inference_speed.chunk_settings(inference_speed.chunk_flag(text), cpu)
+
+    assert settings('all') == ('all', dict(chunk_size=None, chunk_pixels=None))
+    assert settings('8') == ('8', dict(chunk_size=8, chunk_pixels=None))
+    assert settings('auto')[1] == dict(chunk_size=None, chunk_pixels=CHUNK_PIXELS['cpu'])
+    for flag in ('--chunk-size', '--chunk-sizes'):
+        for text in ('0', '-2', 'none'):
+            with pytest.raises(SystemExit) as exit_info:
+                inference_speed.main([flag, text, '--sections', 'none'])
+            assert exit_info.value.code == 2
+            assert f'argument {flag}: expected auto, all' in capsys.readouterr().err
+
+
+def test_large_section_hands_its_chunk_size_to_the_child(tmp_path, monkeypatch, capsys):
+    """The large section passes ``--chunk-size all`` on to its child process as ``all``, which the child accepts: the
+    child runs here in this process, on the command line the section built."""
+    def run_child_here(command, **kwargs):
+        assert command[command.index('--chunk-size') + 1] == 'all'
+        capsys.readouterr()
+        inference_speed.main(command[2:])
+        return SimpleNamespace(stdout=capsys.readouterr().out, stderr='')
+
+    monkeypatch.setattr(inference_speed.subprocess, 'run', run_child_here)
+    report_path = tmp_path / 'report.json'
+    inference_speed.main(['--arch', 'DnCNN', '--size', 'tiny', '--sections', 'none', '--megapixels', '0.001',
+                          '--compare-megapixels', '0', '--precisions', 'fp32', '--tile', '16', '--overlap', '4',
+                          '--chunk-size', 'all', '--json', str(report_path)])
+    [result] = json.loads(report_path.read_text())['large']
+    assert 'error' not in result and result['finite'] and result['seconds'] > 0
 
 
 @pytest.mark.slow

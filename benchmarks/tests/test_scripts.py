@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 SCRIPTS = sorted(path.stem for path in (REPO / 'benchmarks').glob('*.py'))
 

@@ -1,0 +1,54 @@
+"""The recipes (amsnet_basicsr/recipes.py): the options of amsnet-denoise --adapt, and the train.py subprocess that
+hands its child's one-line error on."""
+import copy
+
+import pytest
+import torch
+import yaml
+
+from amsnet_basicsr import recipes
+from amsnet_basicsr.errors import SetupError
+
+from basicsr.archs import build_network
+
+NETWORK = {'type': 'MaskAwareDnCNN', 'in_nc': 3, 'out_nc': 3, 'nc': 4, 'nb': 2}
+
+
+def test_adaptation_options_are_the_mask_stage_from_the_checkpoint_in_this_process(tmp_path):
+    """What ``denoise.adapted_network`` builds: the denoising options, one process, the photo's seed, the checkpoint
+    strictly loaded, and ``steps`` steps of stage mask (L_m) with Adam at a constant rate."""
+    weights = tmp_path / 'net.pth'
+    torch.save({'params': build_network(dict(NETWORK)).state_dict()}, weights)
+    options = {'name': 'x_denoise', 'model_type': 'AMSNetModel', 'num_gpu': 'auto', 'scale': 1,
+               'amsnet': {'train_stride': 2, 'test_stride': 2, 'seed': 5}, 'network_g': dict(NETWORK),
+               'path': {'pretrain_network_g': 'elsewhere.pth'}}
+    before = copy.deepcopy(options)
+    opt = recipes.adaptation_options(options, checkpoint=str(weights), param_key='params', steps=3, lr=2e-4, seed=5,
+                                     device_type='cpu')
+    assert options == before
+    assert opt == {
+        'name': 'x_denoise', 'model_type': 'AMSNetModel', 'num_gpu': 0, 'scale': 1, 'amsnet': before['amsnet'],
+        'network_g': NETWORK, 'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'manual_seed': 5,
+        'path': {'pretrain_network_g': str(weights), 'param_key_g': 'params', 'strict_load_g': True},
+        'train': {'stage': 'mask', 'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 2e-4},
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [4], 'gamma': 1}, 'total_iter': 3,
+                  'warmup_iter': -1, 'pixel_opt': {'type': 'MaskedL1Loss'}}}
+    assert recipes.adaptation_options(options, checkpoint='w', param_key='params', steps=3, lr=2e-4, seed=5,
+                                      device_type='cuda')['num_gpu'] == 1
+    model = recipes.in_process_model(opt, is_train=True)
+    assert model.stage == 'mask' and model.opt['train']['total_iter'] == 3
+
+
+@pytest.mark.slow
+def test_train_runs_the_train_module_and_hands_on_its_one_line_error(tmp_path):
+    """``python -m amsnet_basicsr.train`` in the output folder; an options error the child reports at start-up
+    becomes this command's error, naming the log."""
+    options = recipes.mask_stage_options(recipes.RECIPES['quick'], {
+        'lmdb': str(tmp_path / 'missing.lmdb'),
+        'val_folders': {'noisy': str(tmp_path / 'noisy'), 'clean': str(tmp_path / 'clean')}}, seed=0, iters=2)
+    path = recipes.write_options(str(tmp_path), options, 'train.yml')
+    assert yaml.safe_load(open(path)) == options
+    lines = []
+    with pytest.raises(SetupError, match=r'^training failed: .*missing\.lmdb.* \(log: .*train_stdout\.log\)$'):
+        recipes.train(str(tmp_path), path, lines.append)
+    assert lines[0].split(': ', 1)[1].split()[1:4] == ['-m', 'amsnet_basicsr.train', '-opt']

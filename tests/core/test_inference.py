@@ -1,0 +1,249 @@
+"""The one inference object (amsnet_basicsr/inference.py): AMSNetDenoiser on arrays and tensors, its strength, its
+channel handling, and ``amsnet.size_multiple: auto`` (each architecture's own size multiple, amsnet_basicsr/archs)."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
+from amsnet_basicsr import archs, denoise, distill, tiling
+from amsnet_basicsr.config import SchemeConfig
+from amsnet_basicsr.errors import ImageError, OptionError
+from amsnet_basicsr.image_io import join_image, read_image, split_image
+from amsnet_basicsr.inference import AMSNetDenoiser, overlay
+from amsnet_basicsr.masks import PositionalMasks
+from amsnet_basicsr.networks import build_denoiser
+
+from helpers import GOLDEN, REPO
+
+from basicsr.archs import build_network
+
+# the golden checkpoints (tests/cli/test_golden.py): a trained mask-scheme MaskAwareDnCNN run as B-E, and a NAFNet
+# student
+NETWORKS = {'mask': {'type': 'MaskAwareDnCNN', 'in_nc': 3, 'out_nc': 3, 'nc': 8, 'nb': 3},
+            'student': {'type': 'NAFNet', 'img_channel': 3, 'width': 4, 'middle_blk_num': 1,
+                        'enc_blk_nums': [1, 1], 'dec_blk_nums': [1, 1]}}
+SCHEMES = {'mask': {'test_stride': 2, 'num_branches': 2, 'seed': 3, 'r3': {'enabled': True, 'times': 2, 'prob': 0.16},
+                    'tile': {'size': 32, 'overlap': 8}},
+           'student': {'single_pass': True, 'size_multiple': 4, 'tile': {'size': 32, 'overlap': 8}}}
+
+
+def golden_options(kind):
+    return {'network_g': dict(NETWORKS[kind]), 'amsnet': SCHEMES[kind],
+            'path': {'pretrain_network_g': str(GOLDEN / f'{kind}.pth'), 'param_key_g': 'params'}}
+
+
+def noisy_photo():
+    """The golden noisy photo as float RGB (H, W, 3) in [0, 1]."""
+    return split_image(read_image(GOLDEN / 'noisy.png'))[0]
+
+
+def reference(kind, colour):
+    """What amsnet-denoise computed before the object existed (its ``denoise_array``, same channels)."""
+    options = golden_options(kind)
+    net = build_denoiser(options, options['path']['pretrain_network_g'])
+    config = SchemeConfig.from_options(options).resolved(net)
+    tensor = torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)[None]
+    output = tiling.denoise_image(net, tensor.contiguous(), masks=PositionalMasks(config.seed),
+                                  **config.inference_kwargs('cpu'), device=torch.device('cpu'))
+    return output[0].permute(1, 2, 0).float().numpy()
+
+
+# ------------------------------------------------------------------------------------------------ strength
+@pytest.mark.parametrize('kind', sorted(NETWORKS))
+def test_strength_one_is_the_denoiser_output_bit_for_bit(kind):
+    colour = noisy_photo()
+    denoiser = AMSNetDenoiser.from_options(golden_options(kind))
+    assert denoiser.strength == 1.0
+    output = denoiser(colour)
+    assert output.dtype == np.float32 and output.shape == colour.shape
+    np.testing.assert_array_equal(output, reference(kind, colour))
+    golden = cv2.imread(str(GOLDEN / f'denoise_{kind}.png'), cv2.IMREAD_UNCHANGED)
+    difference = np.abs(join_image(output, None, np.uint8).astype(int) - golden.astype(int))
+    assert difference.max() <= 1 and (difference > 0).mean() <= 0.005  # test_golden.py's tolerance across builds
+
+
+@pytest.mark.parametrize('kind', sorted(NETWORKS))
+def test_strength_zero_is_the_input_and_between_is_the_blend(kind):
+    colour = noisy_photo()
+    np.testing.assert_array_equal(AMSNetDenoiser.from_options(golden_options(kind), strength=0)(colour), colour)
+    denoised = reference(kind, colour)
+    blended = AMSNetDenoiser.from_options(golden_options(kind), strength=0.25)(colour)
+    np.testing.assert_allclose(blended, 0.25 * denoised + 0.75 * colour, rtol=0, atol=1e-6)
+    for bad in (-0.1, 1.5, float('nan'), True, '1'):
+        with pytest.raises(ValueError, match=r'strength must be a number in \[0, 1\]'):
+            AMSNetDenoiser.from_options(golden_options(kind), strength=bad)
+
+
+def test_strength_flag_of_amsnet_denoise(tmp_path, capsys, write_options):
+    option_file = write_options(tmp_path / 'mask.yml', golden_options('mask'))
+    photo = GOLDEN / 'noisy.png'
+    assert denoise.main([str(photo), str(tmp_path / 'zero'), '-opt', str(option_file), '--quiet',
+                         '--strength', '0']) == 0
+    assert np.array_equal(cv2.imread(str(tmp_path / 'zero' / 'noisy.png'), cv2.IMREAD_UNCHANGED),
+                          cv2.imread(str(photo), cv2.IMREAD_UNCHANGED))
+    capsys.readouterr()
+    for bad in ('1.5', '-1', 'nan', 'strong'):
+        assert denoise.main([str(photo), str(tmp_path / 'bad'), '-opt', str(option_file), '--strength', bad]) == 2
+        assert capsys.readouterr().err == f'amsnet-denoise: error: --strength must be a number in [0, 1], got {bad}\n'
+    assert not (tmp_path / 'bad').exists()
+
+
+# ---------------------------------------------------------------------------------------- the command's array
+def test_from_options_gives_the_array_amsnet_denoise_writes(tmp_path, write_options):
+    """A float32 TIFF stores the array as computed (clipped to [0, 1]): the command and the object agree exactly,
+    flags included (they are the object's ``overrides``)."""
+    colour = noisy_photo()[:40, :56]
+    photo = tmp_path / 'photo.tif'
+    assert cv2.imwrite(str(photo), np.ascontiguousarray(colour[..., ::-1]))
+    option_file = write_options(tmp_path / 'mask.yml', golden_options('mask'))
+    assert denoise.main([str(photo), str(tmp_path / 'out'), '-opt', str(option_file), '--quiet', '--seed', '5',
+                         '--tile', '24', '--strength', '0.5']) == 0
+    written = cv2.imread(str(tmp_path / 'out' / 'photo.tif'), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    denoiser = AMSNetDenoiser.from_options(option_file, overrides={'seed': 5, 'tile': {'size': 24}}, strength=0.5)
+    assert denoiser.scheme.seed == 5 and denoiser.scheme.tile == SchemeConfig.from_section(
+        {'tile': {'size': 24, 'overlap': 8}}).tile
+    np.testing.assert_array_equal(written, np.clip(denoiser(colour), 0, 1))
+
+
+def test_overrides_merge_one_level_deep():
+    section = {'seed': 1, 'tile': {'size': 32, 'overlap': 8}, 'r3': {'enabled': True}}
+    assert overlay(section, {'seed': 2, 'tile': {'size': None}, 'chunk_size': None}) == {
+        'seed': 2, 'tile': {'size': None, 'overlap': 8}, 'r3': {'enabled': True}, 'chunk_size': None}
+    assert section['tile'] == {'size': 32, 'overlap': 8}  # not modified
+    assert overlay(None, None) == {}
+
+
+# ------------------------------------------------------------------------------------------------ channels
+@pytest.mark.parametrize('kind', sorted(NETWORKS))
+def test_a_gray_photo_goes_through_a_three_channel_model(kind):
+    """Replicated to 3 channels, the output is their mean: on tensors, exactly the 3-channel call's mean."""
+    denoiser = AMSNetDenoiser.from_options(golden_options(kind))
+    assert denoiser.channels == 3
+    gray = noisy_photo()[..., 1:2]
+    output = denoiser(gray)
+    assert output.shape == gray.shape and output.dtype == np.float32
+    tensor = torch.from_numpy(np.ascontiguousarray(gray)).permute(2, 0, 1)[None]
+    expected = denoiser(tensor.expand(1, 3, -1, -1).contiguous()).mean(1, keepdim=True)
+    np.testing.assert_array_equal(output, expected[0].permute(1, 2, 0).numpy())
+    assert not np.array_equal(output, gray)
+
+
+def test_a_colour_photo_goes_through_a_one_channel_model_channel_by_channel(tmp_path):
+    network = {'type': 'DnCNN', 'in_nc': 1, 'out_nc': 1, 'nc': 8, 'nb': 3}
+    torch.manual_seed(1)
+    torch.save({'params': build_network(dict(network)).state_dict()}, tmp_path / 'gray.pth')
+    options = {'network_g': network, 'amsnet': {'seed': 2, 'tile': {'size': 32, 'overlap': 8}}}
+    denoiser = AMSNetDenoiser.from_options(options, tmp_path / 'gray.pth')
+    assert denoiser.channels == 1 and denoiser.scheme.size_multiple == 1
+    colour = noisy_photo()[:37, :45]
+    output = denoiser(colour)
+    assert output.shape == colour.shape
+    # the channels are a batch of three gray images (masks are seeded by position and image index: the first
+    # channel is the gray photo's computation)
+    np.testing.assert_array_equal(output[..., :1], denoiser(colour[..., :1]))
+    channels = torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)[:, None]
+    expected = tiling.denoise_image(denoiser.net, channels, masks=PositionalMasks(2),
+                                    **denoiser.scheme.inference_kwargs('cpu'))
+    np.testing.assert_array_equal(output, expected[:, 0].permute(1, 2, 0).numpy())
+    with pytest.raises(ImageError, match='a 2-channel image cannot go through a 1-channel model'):
+        denoiser(colour[..., :2])
+
+
+# ------------------------------------------------------------------------------------------------ tensors
+def test_the_teacher_is_the_object_on_tensors():
+    options = golden_options('mask')
+    net = build_denoiser(options, options['path']['pretrain_network_g'])
+    config = SchemeConfig.from_options(options)
+    batch = torch.from_numpy(np.ascontiguousarray(noisy_photo()[:32, :40])).permute(2, 0, 1)[None].repeat(2, 1, 1, 1)
+    expected = tiling.denoise_image(net, batch, masks=PositionalMasks(config.seed),
+                                    **config.with_size_multiple(1).inference_kwargs('cpu')).clamp_(0, 1)
+    assert torch.equal(distill.teacher_output(net, config, batch), expected)
+    assert torch.equal(AMSNetDenoiser(net, config)(batch).clamp(0, 1), expected)
+    with pytest.raises(TypeError, match='expected a numpy array'):
+        AMSNetDenoiser(net, config)([[0.5]])
+
+
+def test_tiny_photos_and_tile_counts():
+    denoiser = AMSNetDenoiser.from_options(golden_options('mask'))
+    with pytest.raises(ImageError, match=r'a 3x3 photo is too small for the mask scheme at PD stride 2'):
+        denoiser(np.full((3, 3, 3), 0.5, np.float32))
+    assert denoiser.tile_count(32, 32) == 1 and denoiser.tile_count(100, 60) > 1
+    student = AMSNetDenoiser.from_options(golden_options('student'))
+    assert student(np.full((1, 1, 3), 0.5, np.float32)).shape == (1, 1, 3)
+
+
+# ------------------------------------------------------------------------------------- size_multiple: auto
+def shipped_options():
+    return sorted((REPO / 'options').glob('*.yml'))
+
+
+def test_size_multiple_auto_equals_the_hand_kept_values_of_the_shipped_options():
+    """Every explicit ``size_multiple`` of options/*.yml (``amsnet`` for network_g, ``amsnet_teacher`` for
+    network_teacher) is what ``auto`` resolves for that network; where a file has none, ``auto`` gives the old
+    default 1. Networks are built once per configuration (random weights: the facts do not read them)."""
+    built, checked = {}, []
+    for path in shipped_options():
+        options = yaml.safe_load(path.read_text())
+        for section, network in (('amsnet', 'network_g'), ('amsnet_teacher', 'network_teacher')):
+            if not isinstance(options.get(network), dict):
+                continue
+            key = yaml.safe_dump(options[network], sort_keys=True)
+            if key not in built:
+                built[key] = build_network(dict(options[network]))
+            expected = (options.get(section) or {}).get('size_multiple', 1)
+            resolved = SchemeConfig().resolved(built[key], key=section).size_multiple
+            assert resolved == archs.size_multiple(built[key]) == expected, (path.name, section)
+            checked.append((path.name, options[network]['type'], expected))
+    assert len(checked) >= len(shipped_options())
+    assert {(kind, multiple) for _, kind, multiple in checked} >= {('Restormer', 8), ('NAFNetBase', 16),
+                                                                   ('UNet', 32), ('DnCNN', 1), ('NAFNet', 1)}
+
+
+@pytest.mark.parametrize('network,multiple', [
+    ({'type': 'DnCNN', 'in_nc': 3, 'out_nc': 3, 'nc': 8, 'nb': 3, 'act_mode': 'BR'}, 1),
+    ({'type': 'DRUNet', 'in_nc': 3, 'out_nc': 3, 'nc': [4, 8, 16, 32], 'nb': 2}, 8),
+    ({'type': 'SCUNet', 'in_nc': 3, 'config': [1, 1, 1, 1, 1, 1, 1], 'dim': 64}, 1),
+    ({'type': 'NAFNet', 'img_channel': 3, 'width': 4, 'enc_blk_nums': [1, 1, 1], 'dec_blk_nums': [1, 1, 1]}, 1),
+    ({'type': 'Restormer', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1, 'heads': [1, 1, 2, 2],
+      'LayerNorm_type': 'BiasFree'}, 8),
+    ({'type': 'UNet', 'n_feature': 8}, 32),
+    ({'type': 'NAFNetBase', 'width': 8, 'enc_blk_nums': [1, 1], 'dec_blk_nums': [1, 1]}, 4),
+    ({'type': 'LocalNAFNet', 'width': 4, 'enc_blk_nums': [1, 1, 1, 1], 'dec_blk_nums': [1, 1, 1, 1],
+      'train_size': 32}, 16),
+    ({'type': 'DeamNet', 'channels': 8}, 16),
+    ({'type': 'DBSNl', 'base_ch': 8, 'num_module': 1}, 1),
+    ({'type': 'MaskAwareDnCNN', 'nc': 8, 'nb': 2}, 1),
+])
+def test_each_architecture_declares_its_size_multiple(network, multiple):
+    """Spandrel's declaration for its classes (NAFNet and SCUNet pad internally), the downsamplings of ours; the
+    global RNG is left as it was (spandrel builds a network of its own to read the declaration)."""
+    net = build_network(dict(network))
+    state = torch.get_rng_state()
+    assert archs.size_multiple(net) == multiple
+    assert archs.size_multiple(torch.nn.DataParallel(net)) == multiple
+    assert torch.equal(torch.get_rng_state(), state)
+    height = width = max(3 * multiple, 48)  # SCUNet's minimum side is 40 (spandrel)
+    with torch.no_grad():
+        assert net(torch.rand(1, network.get('in_nc', 3), height, width)).shape[-2:] == (height, width)
+
+
+def test_auto_needs_a_known_architecture_and_an_explicit_integer_always_wins():
+    unknown = torch.nn.Conv2d(3, 3, 3, padding=1)
+    with pytest.raises(OptionError, match=r'^amsnet_teacher\.size_multiple: auto: the size multiple of Conv2d is not '
+                                          r'known; set it'):
+        SchemeConfig().resolved(unknown, key='amsnet_teacher')
+    assert SchemeConfig.from_section({'size_multiple': 2}).resolved(unknown).size_multiple == 2
+    odd = build_network({'type': 'DRUNet', 'in_nc': 3, 'out_nc': 3, 'nc': [4, 8, 16, 32], 'nb': 1})
+    with pytest.raises(OptionError, match=r'^amsnet\.size_multiple: auto: spandrel cannot read the size requirement '
+                                          r'of this DRUNet .*; set it'):
+        SchemeConfig().resolved(odd)
+    with pytest.raises(OptionError, match=r'amsnet\.size_multiple must be auto or an integer >= 1'):
+        SchemeConfig.from_section({'size_multiple': 'any'})
+    unet = build_network({'type': 'UNet', 'n_feature': 8})  # a tile that fits 2 x 1 but not stride x 32 pixels
+    with pytest.raises(OptionError, match=r'^amsnet\.tile: tile size 48 is smaller than stride x size multiple = 64 '):
+        SchemeConfig.from_section({'tile': {'size': 48, 'overlap': 8}}).resolved(unet)
+    scheme = SchemeConfig.from_section({'tile': {'size': 128, 'overlap': 8}})
+    assert AMSNetDenoiser(unet, scheme).scheme.size_multiple == 32 and scheme.size_multiple == 'auto'
