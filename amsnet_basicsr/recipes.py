@@ -67,9 +67,9 @@ RECIPES['folder'] = {**RECIPES['full'], 'nc': 32, 'nb': 6, 'lr': 1e-3, 'iters': 
 MASK_EXPERIMENT = 'AMSNet_demo'
 STUDENT_EXPERIMENT = 'AMSNet_D_demo'
 TEACHER = 'AMSNet_folder'
-# the student's inference tile: 1,024 px with the 2 x train_size overlap computes 1.29x a 12 MP photo's area (512 px:
-# 1.75x) and stays within 1 grey level of the whole-image output (docs/tiling.md)
-STUDENT_TILE = 1024
+# the student's inference tile, with the 2 x train_size overlap: within 1 grey level of the whole-image output on a
+# 12 MP photo, and the fastest measured there (2 threads: 512 px 36 s, 768 px 47 s, 1,024 px 57 s; docs/tiling.md)
+STUDENT_TILE = 512
 
 
 # ----------------------------------------------------------------------------------------------- shared sections
