@@ -85,6 +85,18 @@ def _remove(path):
         shutil.rmtree(path)
 
 
+def check_replaceable(path, *, marker, command, force, error=SetupError):
+    """Before a command writes the folder ``path`` anew: an existing one is replaced only with ``force`` and only when
+    ``command`` wrote it (its ``marker`` file is in it); else ``error`` (one line naming the folder)."""
+    if not osp.exists(path):
+        return
+    if not force:
+        raise error(f'{path} already exists; pass --force to rebuild it')
+    if not osp.isfile(osp.join(path, marker)):
+        raise error(f'{path} was not written by {command} (no {marker} in it): refusing to replace it; choose '
+                    'another output')
+
+
 def remove_written(path, marker, command):
     """Delete the folder ``path`` that ``command`` wrote, proven by the file ``marker`` that only it writes there;
     anything else at ``path`` is refused with :class:`~amsnet_basicsr.errors.SetupError` and left as it is."""

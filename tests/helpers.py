@@ -30,3 +30,13 @@ def save_v73(path, name, array):
     """A MATLAB v7.3 (HDF5) variable: MATLAB's column-major array = the C array with reversed axes."""
     with h5py.File(path, 'w') as f:
         f.create_dataset(name, data=np.ascontiguousarray(array.transpose(tuple(reversed(range(array.ndim))))))
+
+
+# the networks of the golden checkpoints (tests/golden/*.pth): a mask-scheme MaskAwareDnCNN run as B-E over tiles,
+# and a single-pass NAFNet student; the scheme each runs with
+GOLDEN_NETWORKS = {'mask': {'type': 'MaskAwareDnCNN', 'in_nc': 3, 'out_nc': 3, 'nc': 8, 'nb': 3},
+                   'student': {'type': 'NAFNet', 'img_channel': 3, 'width': 4, 'middle_blk_num': 1,
+                               'enc_blk_nums': [1, 1], 'dec_blk_nums': [1, 1]}}
+GOLDEN_SCHEMES = {'mask': {'test_stride': 2, 'num_branches': 2, 'seed': 3,
+                           'r3': {'enabled': True, 'times': 2, 'prob': 0.16}, 'tile': {'size': 32, 'overlap': 8}},
+                  'student': {'single_pass': True, 'size_multiple': 4, 'tile': {'size': 32, 'overlap': 8}}}

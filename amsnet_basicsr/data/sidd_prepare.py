@@ -28,7 +28,7 @@ import cv2
 
 from .. import image_io
 from ..errors import AMSNetError, DataError, ImageError, report
-from ..output_folder import remove_written
+from ..output_folder import check_replaceable, remove_written
 
 NOISY_PATTERN = re.compile(r'^(?P<inst>\d{4})_NOISY_SRGB_(?P<capture>\d{3})\.png$', re.IGNORECASE)
 EXAMPLE_LAYOUT = ('SIDD_Medium_Srgb/Data/0001_001_S6_00100_00060_3200_L/0001_NOISY_SRGB_010.PNG '
@@ -246,11 +246,7 @@ def prepare_sidd(input_root, output, crop_size=512, step=384, workers=4, with_gt
     for path in outputs:
         if not path.endswith('.lmdb'):
             raise ValueError(f'output {path} must end with .lmdb (BasicSR LMDB convention)')
-        if osp.exists(path) and not force:
-            raise FileExistsError(f'{path} already exists; pass --force to rebuild it')
-        if osp.exists(path) and not osp.isfile(osp.join(path, INFO)):
-            raise FileExistsError(f'{path} was not written by prepare_sidd.py (no {INFO} in it): refusing to replace '
-                                  'it; choose another output')
+        check_replaceable(path, marker=INFO, command='prepare_sidd.py', force=force, error=FileExistsError)
 
     items = discover_sidd(input_root, with_gt=with_gt)
     if max_images is not None:

@@ -34,7 +34,7 @@ from .. import image_io
 from ..config import SchemeConfig
 from ..errors import DataError, OptionError, SetupError, run_command
 from ..files import atomic_write
-from ..output_folder import remove_written
+from ..output_folder import check_replaceable, remove_written
 from . import TEACHER_INFO, build_teacher, teacher_output
 
 PARTIAL_SUFFIX = '.partial'
@@ -76,11 +76,7 @@ def _check_paths(opt: Mapping[str, Any], force: bool) -> Tuple[str, str]:
     source, output = osp.normpath(str(source)), osp.normpath(str(output))
     if not output.endswith('.lmdb'):
         raise OptionError(f'datasets.train.dataroot_gt: {output} must end with .lmdb (BasicSR LMDB convention)')
-    if osp.exists(output) and not force:
-        raise SetupError(f'{output} exists; pass --force to rebuild it')
-    if osp.exists(output) and not osp.isfile(osp.join(output, TEACHER_INFO)):
-        raise SetupError(f'{output} was not written by {COMMAND} (no {TEACHER_INFO}): refusing to '
-                         'replace it; choose another datasets.train.dataroot_gt')
+    check_replaceable(output, marker=TEACHER_INFO, command=COMMAND, force=force)
     return source, output
 
 

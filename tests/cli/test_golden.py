@@ -17,13 +17,8 @@ import pytest
 from amsnet_basicsr import denoise, pipelines
 
 from helpers import GOLDEN
-
-NETWORKS = {'mask': {'type': 'MaskAwareDnCNN', 'in_nc': 3, 'out_nc': 3, 'nc': 8, 'nb': 3},
-            'student': {'type': 'NAFNet', 'img_channel': 3, 'width': 4, 'middle_blk_num': 1,
-                        'enc_blk_nums': [1, 1], 'dec_blk_nums': [1, 1]}}
-SCHEMES = {'mask': {'test_stride': 2, 'num_branches': 2, 'seed': 3, 'r3': {'enabled': True, 'times': 2, 'prob': 0.16},
-                    'tile': {'size': 32, 'overlap': 8}},
-           'student': {'single_pass': True, 'size_multiple': 4, 'tile': {'size': 32, 'overlap': 8}}}
+from helpers import GOLDEN_NETWORKS as NETWORKS
+from helpers import GOLDEN_SCHEMES as SCHEMES
 
 
 def options(kind, photos=None):

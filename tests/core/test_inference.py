@@ -17,17 +17,10 @@ from amsnet_basicsr.masks import PositionalMasks
 from amsnet_basicsr.networks import build_denoiser
 
 from helpers import GOLDEN, REPO
+from helpers import GOLDEN_NETWORKS as NETWORKS
+from helpers import GOLDEN_SCHEMES as SCHEMES
 
 from basicsr.archs import build_network
-
-# the golden checkpoints (tests/cli/test_golden.py): a trained mask-scheme MaskAwareDnCNN run as B-E, and a NAFNet
-# student
-NETWORKS = {'mask': {'type': 'MaskAwareDnCNN', 'in_nc': 3, 'out_nc': 3, 'nc': 8, 'nb': 3},
-            'student': {'type': 'NAFNet', 'img_channel': 3, 'width': 4, 'middle_blk_num': 1,
-                        'enc_blk_nums': [1, 1], 'dec_blk_nums': [1, 1]}}
-SCHEMES = {'mask': {'test_stride': 2, 'num_branches': 2, 'seed': 3, 'r3': {'enabled': True, 'times': 2, 'prob': 0.16},
-                    'tile': {'size': 32, 'overlap': 8}},
-           'student': {'single_pass': True, 'size_multiple': 4, 'tile': {'size': 32, 'overlap': 8}}}
 
 
 def golden_options(kind):
