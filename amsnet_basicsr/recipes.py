@@ -52,11 +52,13 @@ RECIPES = {
     'full': dict(train_tile=128, max_train_side=512, max_eval_side=512, crop=60, batch=8, iters=2000, lr=3e-3,
                  nc=16, nb=4, train_stride=2, test_stride=2, val_block=256, test_block=256, r3_times=8,
                  train_images=demo_data.TRAIN_IMAGES, test_images=demo_data.TEST_IMAGES, max_test_blocks=3,
-                 student_width=16, student_crop=64, student_batch=8, student_iters=400, student_lr=2e-3),
+                 student_width=16, student_crop=64, student_batch=8, student_iters=400, student_lr=2e-3,
+                 max_train_tiles=300),  # amsnet-train-folder's tile budget; the full demo's 296 tiles fit in it
     'quick': dict(train_tile=64, max_train_side=96, max_eval_side=96, crop=32, batch=4, iters=20, lr=3e-3, nc=8,
                   nb=3, train_stride=2, test_stride=2, val_block=48, test_block=64, r3_times=2,
                   train_images=demo_data.TRAIN_IMAGES[:2], test_images=demo_data.TEST_IMAGES[:1], max_test_blocks=2,
-                  student_width=4, student_crop=32, student_batch=4, student_iters=10, student_lr=2e-3),
+                  student_width=4, student_crop=32, student_batch=4, student_iters=10, student_lr=2e-3,
+                  max_train_tiles=24),
 }
 # amsnet-train-folder on your photos: the demo's with a 6-layer, 32-channel denoiser (40 k parameters) trained 3,000
 # iterations at a lower learning rate, chosen with amsnet-train-folder on the demo's training photos plus its
@@ -297,14 +299,20 @@ def write_png(path: str, image: np.ndarray, bits: int = 8) -> None:
 
 
 def pack_noisy_tiles(named_images: Iterable[tuple[str, np.ndarray]], tiles_dir: str, lmdb_path: str, tile: int,
-                     bits: Optional[Mapping[str, int]] = None) -> list[str]:
+                     bits: Optional[Mapping[str, int]] = None, *,
+                     corners: Optional[Mapping[str, Sequence[tuple[int, int]]]] = None) -> list[str]:
     """Cut every (name, noisy float RGB image) into non-overlapping ``tile`` x ``tile`` tiles (centred), write them as
     PNGs into ``tiles_dir`` (8-bit, or 16-bit for the names that ``bits`` maps to 16) and pack them into the BasicSR
     LMDB ``lmdb_path`` (``basicsr.utils.lmdb_util.make_lmdb_from_imgs``, its console output kept off the terminal);
-    returns the keys ``<name>_<top>_<left>``."""
+    returns the keys ``<name>_<top>_<left>``, in the order of the images and of their tiles.
+
+    ``corners`` (name -> top-left corners, a subset of ``demo_data.block_corners``) cuts only those tiles, and none
+    of a name it lacks: amsnet-train-folder's sample of its tile budget (``max_train_tiles``), so that the LMDB and
+    the teacher targets later computed on it do not grow with the folder."""
     keys = []
     for name, noisy in named_images:
-        for top, left in demo_data.block_corners(*noisy.shape[:2], size=tile):
+        positions = demo_data.block_corners(*noisy.shape[:2], size=tile) if corners is None else corners.get(name, ())
+        for top, left in positions:
             key = f'{name}_{top:04d}_{left:04d}'  # no dots: basicsr parses keys with split('.')
             write_png(osp.join(tiles_dir, key + '.png'), noisy[top:top + tile, left:left + tile],
                       bits=(bits or {}).get(name, 8))

@@ -7,9 +7,13 @@ Self-supervised on the photos themselves (paper Sec. 3: no clean image anywhere)
 are the training set by default -- a legitimate protocol for a self-supervised method, and the one that fits the
 camera's noise best. Steps, each a part of this package that the other commands use too:
 
-1. Pack: every photo is cut into non-overlapping tiles (``--train-tile``, centred) packed into a BasicSR LMDB
+1. Pack: the photos are cut into non-overlapping tiles (``--train-tile``, centred) packed into a BasicSR LMDB
    (:func:`amsnet_basicsr.recipes.pack_noisy_tiles`; decoding full photos per training sample would spend most of
-   every iteration on I/O). Every 20th tile is held out, as a noisy-only validation set.
+   every iteration on I/O). Every 20th tile is held out, as a noisy-only validation set. The training tiles are a
+   budget, ``max_train_tiles`` of the recipe (``--max-train-tiles``; 300 tiles, 4.9 MP at 128 px: the demo's six
+   photos whole): a folder with more tiles than the budget plus its held-out share packs a sample of them
+   (:func:`sample_tiles`), so the packing, the teacher's targets (step 4) and the held-out scoring (step 3) cost the
+   same for 10 photos or 1,000; a smaller folder packs all of its tiles.
 2. Train AMSNet-B (stage ``mask``: L_m, Eq. 4) with the recipe ``RECIPES['folder']`` of
    :mod:`amsnet_basicsr.recipes` (:func:`~amsnet_basicsr.recipes.teacher_options`: MaskAwareDnCNN, PD stride 2,
    60-px crops, Adam with cosine decay; ``train.py`` in a subprocess, resumable with ``--resume``), saving a
@@ -18,7 +22,7 @@ camera's noise best. Steps, each a part of this package that the other commands 
    with fixed masks) on the held-out tiles (``benchmarks/results/checkpoint_ranking.md``).
 4. Distil it (stage ``distill``, AMSNet-D: :func:`amsnet_basicsr.recipes.distill_stage_options`) into a
    single-pass student (``--student-iters``; 0 keeps the B-E model): the chosen model's B-E output on the training
-   tiles is the target.
+   tiles is the target. Denoising (``amsnet-denoise``) then covers every photo, whichever tiles were trained on.
 5. Write ``denoise.yml`` (options for ``amsnet-denoise`` / ``test.py``:
    :func:`amsnet_basicsr.recipes.inference_options`) and ``model.pth``.
 
@@ -47,7 +51,7 @@ import numpy as np
 import torch
 import yaml
 
-from . import image_io, output_folder, recipes
+from . import demo_data, image_io, output_folder, recipes
 from .denoise import IMAGE_EXTENSIONS, find_images
 from .errors import CheckpointError, DataError, ImageError, SetupError, run_command
 from .files import atomic_copy, atomic_write
@@ -71,10 +75,22 @@ def fingerprint(path):
     return f'{os.path.getsize(path)}:{digest.hexdigest()}'
 
 
+@dataclass(frozen=True)
+class Photo:
+    """A usable photo of the folder: its LMDB key stem (:func:`photo_key`), file, size and sample depth (16 for
+    16-bit and float photos, whose tiles keep that precision, else 8)."""
+    key: str
+    path: str
+    height: int
+    width: int
+    bits: int
+
+
 def read_photos(files, *, tile, log):
-    """[(key, float RGB image, bits)] of every readable photo of ``files`` ((path, relative path) pairs) at least
-    ``tile`` px on its short side; ``bits`` is 16 for 16-bit and float photos (their tiles keep that precision), else
-    8. Unreadable files are reported and skipped."""
+    """A :class:`Photo` of every readable photo of ``files`` ((path, relative path) pairs) at least ``tile`` px on its
+    short side; unreadable files are reported and skipped. Each is decoded here only for its size and depth and not
+    kept: :func:`pack` decodes again, one at a time, only the photos that hold a sampled tile (a folder of 12-MP
+    photos would not fit in memory as float images)."""
     photos = []
     for path, relative in files:
         try:
@@ -85,16 +101,49 @@ def read_photos(files, *, tile, log):
         if min(stored.shape[:2]) < tile:
             log(f'skip {path}: {stored.shape[1]}x{stored.shape[0]} is smaller than one {tile}-px tile')
             continue
-        image = np.ascontiguousarray(image_io.to_float_bgr(stored)[..., ::-1])
-        photos.append((photo_key(relative), image, 8 if stored.dtype == np.uint8 else 16))
+        photos.append(Photo(photo_key(relative), str(path), *stored.shape[:2], 8 if stored.dtype == np.uint8 else 16))
     if not photos:
         raise DataError(f'no usable photos among {len(files)} files ({", ".join(IMAGE_EXTENSIONS)}, at least '
                         f'{tile} px a side)')
     return photos
 
 
-def pack(files, out, *, tile, log):
-    """Step 1: the training LMDB and the held-out validation tiles (noisy PNGs) under ``out/data``."""
+def held_out(keys):
+    """The held-out part of the packed ``keys`` (any sequence): every 20th, from index 10 on (at least one)."""
+    return keys[HOLDOUT_EVERY // 2::HOLDOUT_EVERY] or keys[:1]
+
+
+def tiles_to_pack(budget):
+    """How many tiles to pack for ``budget`` training tiles: the fewest whose held-out share leaves ``budget``."""
+    count = budget
+    while count - len(held_out(range(count))) < budget:
+        count += 1
+    return count
+
+
+def sample_tiles(photos, *, tile, budget, seed):
+    """(number of candidate tiles, {photo key: [tile corners]}) of the tiles to pack: every non-overlapping tile of
+    every photo (``demo_data.block_corners``) when they are at most :func:`tiles_to_pack` of ``budget``, else that
+    many drawn without replacement from all of them by a NumPy generator seeded with ``seed`` (same seed, same
+    photos: same tiles). One draw over all tiles, not a quota per photo: each tile is equally likely, so every
+    photo keeps its share of the training set (by area) as when all tiles are packed. The corners keep their raster
+    order, so the held-out rule (:func:`held_out`) spreads over the sample as over a whole folder."""
+    candidates = [(photo.key, corner) for photo in photos
+                  for corner in demo_data.block_corners(photo.height, photo.width, size=tile)]
+    count = tiles_to_pack(budget)
+    chosen = (np.sort(np.random.default_rng(seed).choice(len(candidates), size=count, replace=False))
+              if len(candidates) > count else range(len(candidates)))
+    corners = {}
+    for index in chosen:
+        key, corner = candidates[index]
+        corners.setdefault(key, []).append(corner)
+    return len(candidates), corners
+
+
+def pack(files, out, *, tile, budget, budget_source, seed, log):
+    """Step 1: the training LMDB (at most ``budget`` tiles: :func:`sample_tiles` with ``seed``) and the held-out
+    validation tiles (noisy PNGs) under ``out/data``; ``budget_source`` names where the budget came from, for the
+    log."""
     data = osp.join(out, 'data')
     lmdb_path, val_dir = osp.join(data, 'train_noisy.lmdb'), osp.join(data, 'val_noisy')
     if osp.isfile(osp.join(lmdb_path, 'meta_info.txt')):
@@ -102,24 +151,33 @@ def pack(files, out, *, tile, log):
     if osp.lexists(data):
         shutil.rmtree(data)  # an interrupted packing of this run (the folder is owned: output_folder.take)
     photos = read_photos(files, tile=tile, log=log)
+    candidates, corners = sample_tiles(photos, tile=tile, budget=budget, seed=seed)
     tiles_dir = osp.join(data, 'noisy_tiles')
     partial = osp.join(data, 'partial', 'train_noisy.lmdb')  # moved into place once complete
-    keys = recipes.pack_noisy_tiles([(key, image) for key, image, _ in photos], tiles_dir, partial, tile,
-                            bits={key: bits for key, _, bits in photos})
+    keys = recipes.pack_noisy_tiles(((photo.key, image_io.read_rgb(photo.path)) for photo in photos
+                                     if photo.key in corners), tiles_dir, partial, tile,
+                                    bits={photo.key: photo.bits for photo in photos}, corners=corners)
     if len(keys) < 2:
         raise DataError(f'{len(keys)} tile of {tile} px in the photos; training needs at least 2 (use a smaller '
                         '--train-tile)')
     os.makedirs(val_dir)
-    held_out = set(keys[HOLDOUT_EVERY // 2::HOLDOUT_EVERY] or keys[:1])
-    for key in sorted(held_out):
+    kept_out = set(held_out(keys))
+    for key in sorted(kept_out):
         shutil.copy(osp.join(tiles_dir, key + '.png'), osp.join(val_dir, key + '.png'))
     with open(osp.join(partial, 'meta_info.txt')) as handle:
-        lines = [line for line in handle if line.split('.png')[0] not in held_out]
+        lines = [line for line in handle if line.split('.png')[0] not in kept_out]
     with open(osp.join(partial, 'meta_info.txt'), 'w') as handle:  # training keys only: held-out tiles stay out
         handle.writelines(lines)
     os.replace(partial, lmdb_path)
-    log(f'{len(photos)} photos -> {len(lines)} training tiles of {tile}x{tile} in {lmdb_path}, '
-        f'{len(held_out)} held out for checkpoint selection in {val_dir}')
+    budget_text = f'budget max_train_tiles={budget:,} ({budget_source})'
+    if len(keys) < candidates:
+        log(f'{len(photos):,} photos -> {candidates:,} candidate tiles of {tile}x{tile}; sampled {len(lines):,} for '
+            f'training (+{len(kept_out):,} held out) from {len(corners):,} photos with --seed {seed}, {budget_text}; '
+            f'training tiles in {lmdb_path}, held-out tiles for checkpoint selection in {val_dir}')
+    else:
+        log(f'{len(photos):,} photos -> {len(lines):,} training tiles of {tile}x{tile} in {lmdb_path}, '
+            f'{len(kept_out):,} held out for checkpoint selection in {val_dir} (all {candidates:,} tiles: within the '
+            f'{budget_text})')
     return lmdb_path, val_dir
 
 
@@ -177,17 +235,21 @@ def run(args, log):
     from .distill import targets as teacher_targets
     folder, out = osp.abspath(args.input), osp.abspath(args.out)
     check_folders(folder, out)
-    config = dict(recipes.RECIPES['quick' if args.quick else 'folder'], train_tile=args.train_tile)
+    recipe = 'quick' if args.quick else 'folder'
+    config = dict(recipes.RECIPES[recipe], train_tile=args.train_tile)
     iters = args.iters or config['iters']
     student_iters = config['student_iters'] if args.student_iters is None else args.student_iters
+    budget = args.max_train_tiles or config['max_train_tiles']
+    budget_source = '--max-train-tiles' if args.max_train_tiles else f"recipes.RECIPES['{recipe}']"
     files = find_images(folder, out)
     settings = dict(quick=args.quick, train_tile=args.train_tile, iters=iters, student_iters=student_iters,
-                    seed=args.seed)
+                    seed=args.seed, max_train_tiles=budget)
     owned = output_folder.take(out, command='amsnet-train-folder', names=OWNED, settings=settings,
                                inputs=[(relative.as_posix(), fingerprint(path)) for path, relative in files],
                                mode='resume' if args.resume else 'force' if args.force else 'new')
     torch.manual_seed(args.seed)
-    lmdb_path, val_dir = pack(files, out, tile=args.train_tile, log=log)
+    lmdb_path, val_dir = pack(files, out, tile=args.train_tile, budget=budget, budget_source=budget_source,
+                              seed=args.seed, log=log)
 
     options = recipes.teacher_options(config, lmdb_path, val_dir, iters=iters, seed=args.seed)
     teacher_dir = osp.join(out, 'experiments', recipes.TEACHER)
@@ -233,6 +295,9 @@ def parse_args(argv=None):
                         '0 = keep the B-E model)')
     parser.add_argument('--train-tile', type=int, default=128,
                         help='side of the packed training tiles (default: 128)')
+    budgets = {name: recipes.RECIPES[name]['max_train_tiles'] for name in ('folder', 'quick')}
+    parser.add_argument('--max-train-tiles', type=int, metavar='N', help='training tiles, sampled with --seed from '
+                        f'larger folders (default: {budgets["folder"]}; quick: {budgets["quick"]})')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--resume', action='store_true', help='continue an interrupted run in --out')
     parser.add_argument('--force', action='store_true', help='delete an earlier run in --out and start again')
@@ -245,6 +310,10 @@ def parse_args(argv=None):
         parser.error(f'--iters must be >= 1, got {args.iters}')
     if args.student_iters is not None and args.student_iters < 0:
         parser.error(f'--student-iters must be >= 0, got {args.student_iters}')
+    if args.max_train_tiles is not None and args.max_train_tiles < 2:
+        parser.error(f'--max-train-tiles must be >= 2, got {args.max_train_tiles}')
+    if not 0 <= args.seed < 2 ** 32:
+        parser.error(f'--seed must be in [0, 2**32), got {args.seed}')
     return args
 
 

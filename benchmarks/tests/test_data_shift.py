@@ -1,4 +1,5 @@
-"""The data-shift bench: one demo run's settings, evaluated on every camera-pipeline variant, nothing re-tuned."""
+"""The data-shift bench: one demo run's settings, evaluated on every camera-pipeline variant, nothing re-tuned; the
+variants' noise, their photos, and the whole-photo path through the product's inference object."""
 import json
 import os
 import subprocess
@@ -10,9 +11,9 @@ import numpy as np
 import pytest
 
 from amsnet_basicsr import demo_data
-from amsnet_basicsr.recipes import RECIPES
+from amsnet_basicsr.recipes import RECIPES, STUDENT_TILE
 
-from helpers import REPO
+from helpers import GOLDEN, GOLDEN_NETWORKS, GOLDEN_SCHEMES, REPO
 
 SCRIPT = REPO / 'benchmarks' / 'data_shift.py'
 
@@ -39,6 +40,100 @@ def test_variants_change_the_camera_pipeline_not_the_scene():
     output[..., 2] -= 3  # red 3 too dark
     cast, low, *mean_rgb = data_shift.errors(output, np.full((8, 8, 3), 10, np.uint8))
     assert cast == 3 and mean_rgb == [-3, 0, 2] and low == pytest.approx(np.sqrt(13 / 3))
+
+
+def test_noise_autocorrelation_measures_how_far_the_noise_spreads():
+    """White noise is uncorrelated at every lag; a 2x2 box sum of it shares two of four samples with its neighbour
+    one pixel away along either axis (correlation 2/4) and none further."""
+    white = np.random.default_rng(0).normal(size=(400, 400, 3))
+    assert np.abs(data_shift.noise_autocorrelation(white, np.zeros_like(white))).max() < 0.02
+    box = white[:-1, :-1] + white[1:, :-1] + white[:-1, 1:] + white[1:, 1:]
+    assert data_shift.noise_autocorrelation(box, np.zeros_like(box), lags=(1, 2, 3)) == pytest.approx(
+        [0.5, 0, 0], abs=0.02)
+
+
+def test_in_camera_variants_spread_the_noise_like_a_phone():
+    """The in-camera pipeline's noise stays correlated out to 4-6 px, decreasing with the lag, close to the real
+    photos' figures it was matched to (REAL_NOISE_AUTOCORRELATION), and far beyond the bilinear demosaic's (which
+    is ~0.05 from 3 px on: the clipped noise's mean varying over the scene, not a spread of the noise)."""
+    names = list(data_shift.VARIANTS)
+    for sharpness, in_camera in ((names[0], 'soft, in-camera NR + sharpening + JPEG 85'),
+                                 (names[1], 'native sharpness, in-camera NR + sharpening + JPEG 85')):
+        bilinear, processed = (data_shift.noise_statistics(data_shift.variant_photos(variant, seed=0))
+                               for variant in (sharpness, in_camera))
+        correlation = processed['autocorrelation']
+        assert all(near > far for near, far in zip(correlation, correlation[1:])), correlation
+        assert correlation[data_shift.LAGS.index(4)] > bilinear['autocorrelation'][data_shift.LAGS.index(4)] + 0.1
+        # the grid IN_CAMERA was chosen on matched the real figures within 0.03 on the validation photo; the test
+        # photos' content (JPEG's error on it, the clipping) moves them by up to ~0.04
+        assert correlation == pytest.approx(list(data_shift.REAL_NOISE_AUTOCORRELATION.values()), abs=0.05)
+        assert processed['std'] < bilinear['std']  # noise reduction: less noise, spread wider
+
+
+def test_other_photos_are_another_source_at_native_sharpness():
+    """The other-source photos are none of the demo's photos (nor the stereo twin of its motorcycle_left), each at
+    least one student tile (512 px) on a side at native sharpness, coloured, through the demo's bilinear camera."""
+    demo_photos = {*demo_data.TRAIN_IMAGES, demo_data.VAL_IMAGE, *demo_data.TEST_IMAGES}
+    assert not set(data_shift.OTHER_PHOTOS) & demo_photos
+    assert not any(name.split('_')[0] in {photo.split('_')[0] for photo in demo_photos}
+                   for name in data_shift.OTHER_PHOTOS)
+    variant = 'other photos, native sharpness'
+    photos = data_shift.variant_photos(variant, seed=0)
+    assert [name for name, _, _ in photos] == list(data_shift.OTHER_PHOTOS)
+    for name, _, clean in photos:
+        assert min(clean.shape[:2]) >= STUDENT_TILE and clean.shape[:2] == demo_data.load_sample(name).shape[:2]
+        tinted = len(set(data_shift.OTHER_PHOTOS[name])) > 1
+        assert (np.ptp(clean.mean((0, 1))) > 0.05) == tinted, name  # the grey one stays grey through the camera
+    # the demo's camera: the bilinear demosaic's correlation (~0.6 at 1 px, ~0.15-0.2 at 2 px, none from 3 px)
+    correlation = data_shift.noise_statistics(photos)['autocorrelation']
+    assert 0.5 < correlation[0] < 0.7 and correlation[1] < 0.25 and max(correlation[2:]) < 0.05
+
+
+def golden_models():
+    """The golden checkpoints (tests/golden) as a demo's models: a mask-scheme B-E and a single-pass student, each
+    with 32-px tiles, so that a photo of a few dozen px goes through several tiles."""
+    def options(kind):
+        return {'name': f'golden_{kind}', 'model_type': 'AMSNetModel', 'num_gpu': 0, 'scale': 1,
+                'network_g': dict(GOLDEN_NETWORKS[kind]), 'amsnet': GOLDEN_SCHEMES[kind],
+                'path': {'pretrain_network_g': str(GOLDEN / f'{kind}.pth'), 'param_key_g': 'params',
+                         'strict_load_g': True}}
+    return {'teacher': (options('mask'), None), 'student': (options('student'), None)}
+
+
+def test_whole_photos_go_through_the_products_denoiser_and_its_tiles(tmp_path, monkeypatch):
+    """--whole-photos: every AMSNet row is AMSNetDenoiser.from_options called on each whole photo, larger than its
+    tile; the scores are the same as that object's own output, per photo; the table records tiles and speed."""
+    from amsnet_basicsr.inference import AMSNetDenoiser
+    from amsnet_basicsr.recipes import scores, to_uint8
+    calls = []
+    denoise_array = AMSNetDenoiser.denoise_array
+    monkeypatch.setattr(AMSNetDenoiser, 'denoise_array',
+                        lambda self, image, **kwargs: calls.append(image.shape) or denoise_array(self, image, **kwargs))
+    demo = dict(golden_models(), filters={'OpenCV NLM': 4.5}, seed=0)
+    variant = 'soft, in-camera NR + sharpening + JPEG 85'
+    result = data_shift.evaluate_variant(demo, variant, whole_photos=True, max_side=40, block=None, limit=None,
+                                         adapt_steps=1, train_dir=str(tmp_path), quick=True, log=lambda message: None)
+    photos = data_shift.variant_photos(variant, seed=0, max_side=40)
+    shapes = [noisy.shape for _, noisy, _ in photos]
+    assert shapes == [(80, 80, 3), (54, 80, 3)]  # astronaut, chelsea (300 x 451): reduced to 40 px, enlarged 2x
+    rows = {row['method']: row for row in result['rows']}
+    models = [method for method in rows if method.startswith('AMSNet')]
+    assert models == ['AMSNet-B (MMDB)', 'AMSNet-B-E (MMDB + R3)', 'AMSNet-D student (one pass)',
+                      data_shift.ENSEMBLE_STUDENT, 'AMSNet-B-E + adaptation (per photo)']
+    assert calls == shapes * len(models)  # one call per whole photo and model row
+    for method in models:
+        assert rows[method]['tiles'] > len(photos) and rows[method]['megapixels_per_second'] > 0
+        assert list(rows[method]['psnr_per_image']) == list(demo_data.TEST_IMAGES)
+    student = AMSNetDenoiser.from_options(*demo['student'])
+    for name, noisy, clean in photos:
+        direct = scores(to_uint8(student(noisy)), to_uint8(clean))[0]
+        assert rows['AMSNet-D student (one pass)']['psnr_per_image'][name] == pytest.approx(direct, abs=1e-9)
+    assert rows['noisy input']['megapixels_per_second'] is None and rows['OpenCV NLM']['train_seconds'] is None
+    assert result['noise']['lags'] == list(data_shift.LAGS)
+    table = data_shift.aggregate([{variant: result}, {variant: result}])
+    text = data_shift.markdown(table, seeds=[0, 0], demo_folders=['a', 'b'], command='c', whole_photos=True)
+    assert 'Scored on the whole test photos' in text and data_shift.noise_line(result['noise']) in text
+    assert 'PSNR astronaut, chelsea' in text
 
 
 @pytest.mark.slow
@@ -70,6 +165,11 @@ def test_bench_evaluates_a_demo_runs_settings_on_the_variants(tmp_path):
         assert all(0 < row['psnr'] < 100 and row['cast'] >= 0 and row['low_frequency'] > 0 for row in rows)
         # the same seed twice, the same numbers (training resumed, not redone); BM3D's first call differs by ~1e-4 dB
         assert all(row['psnr_std'] < 1e-3 for row in rows), rows
+        assert all(row['train_cpu_seconds'] > 0 and row['train_seconds'] > 0 for row in rows[8:])
+        assert all(row['train_seconds'] is None for row in rows[:8])
+        assert all(row['megapixels_per_second'] > 0 for row in rows[1:])
+    noise = report['noise'][list(data_shift.VARIANTS)[5]]
+    assert noise['lags'] == list(data_shift.LAGS) and len(noise['autocorrelation']) == len(data_shift.LAGS)
     # the photos amsnet-train-folder trained on are the noisy ones of the variant's camera, nothing else
     variant = list(data_shift.VARIANTS)[5]
     for training_set, names in (('test-photos', demo_data.TEST_IMAGES),
