@@ -1,4 +1,5 @@
-"""Every compatibility patch this plugin applies to BasicSR, each with its reason and the basicsr version it fixes.
+"""Every compatibility patch this plugin applies to BasicSR, each with its reason and the basicsr version it fixes
+(and the one it applies to bm4d, BM3D's engine: :func:`numpy_trapz_for_bm4d`).
 
 Importing this module applies the one patch that must precede any ``import basicsr`` (the torchvision alias).
 :func:`install` applies the pipeline patches; ``amsnet_basicsr/train.py`` and ``amsnet_basicsr/test.py`` call it
@@ -33,6 +34,16 @@ def _alias_functional_tensor():
 
 if basicsr_version() in PATCHED_BASICSR:
     _alias_functional_tensor()
+
+
+def numpy_trapz_for_bm4d():
+    """bm4d 4.2.5 (``_process_psd``, reached by ``bm3d.bm3d`` whenever it is given a noise PSD rather than a standard
+    deviation) calls ``np.trapz``, which NumPy 2.0 deprecated and NumPy 2.4 removed in favour of ``np.trapezoid``
+    (the same function): without this alias BM3D with a PSD raises AttributeError on current NumPy. Idempotent;
+    nothing is done where NumPy still has ``trapz``."""
+    import numpy
+    if not hasattr(numpy, 'trapz'):
+        numpy.trapz = numpy.trapezoid
 
 
 def install(*, init_dist, parse_options, load_resume_state, prefetch_generator, sampler, cpu_prefetcher,

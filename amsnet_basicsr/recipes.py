@@ -15,8 +15,8 @@ Which command uses which:
   of the same recipe (``max_train_side``, ``train_images``, ``val_block``, ``test_block``, ...);
 * ``amsnet-denoise --adapt``: :func:`adaptation_options`;
 * the research scripts in ``benchmarks/`` (ablation, checkpoint ranking, data shift): :func:`in_process_model`,
-  ``RECIPES['full']`` through :func:`mask_stage_options`, and for their in-process runs :func:`train_section` /
-  :func:`cosine_schedule`, :func:`train_in_process`, :func:`steps_per_second`, :func:`evaluate` and :func:`scores`.
+  ``RECIPES['full']`` through :func:`mask_stage_options`, :func:`train_section` / :func:`cosine_schedule` and
+  :func:`scores`; their training loop, speed probe and block scoring are ``benchmarks/common.py``.
 """
 import contextlib
 import copy
@@ -24,7 +24,6 @@ import os
 import os.path as osp
 import subprocess
 import sys
-import time
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import cv2
@@ -64,7 +63,8 @@ RECIPES = {
 # iterations at a lower learning rate, chosen with amsnet-train-folder on the demo's training photos plus its
 # validation photo, scored on the validation photo only (benchmarks/results/data_shift.md, "The recipe"): about 8
 # CPU-minutes in all for two 1-MP photos.
-RECIPES['folder'] = {**RECIPES['full'], 'nc': 32, 'nb': 6, 'lr': 1e-3, 'iters': 3000}
+RECIPES['folder'] = {**RECIPES['full'], 'nc': 32, 'nb': 6, 'lr': 1e-3, 'iters': 3000, 'bm3d_weight': 0.5,
+                     'bm3d_psd_scale': 1.5}
 
 MASK_EXPERIMENT = 'AMSNet_demo'
 STUDENT_EXPERIMENT = 'AMSNet_D_demo'
@@ -191,6 +191,9 @@ def distill_stage_options(config: Mapping, data: Mapping, teacher: Mapping, teac
         scheduler=cosine_schedule(iters, 1e-5), iters=iters, loss={'type': 'L1Loss', 'loss_weight': 1.0})
     options['val'] = {**options['val'], 'val_freq': validation_frequency(iters)}
     options['logger'] = logger_section(iters, use_tb_logger=False)
+    if config.get('bm3d_weight'):  # BM3D as a second teacher (amsnet_basicsr.distill.classical)
+        options['classical_teacher'] = {'weight': config['bm3d_weight'], 'psd_scale': config['bm3d_psd_scale'],
+                                        'noise_crops': 32}
     return options
 
 
@@ -231,45 +234,6 @@ def in_process_model(options: Mapping, *, is_train: bool, r3_enabled: Optional[b
     if state_dict is not None:
         model.net_g.load_state_dict(state_dict)
     return model
-
-
-def train_in_process(model: BaseModel, batches: Iterable[Mapping], *, warmup_iter: int = -1,
-                     after_step: Optional[Callable[[int], None]] = None) -> None:
-    """The body of BasicSR's training loop on an iterable of ``feed_data`` dicts: the learning-rate update, then the
-    model's own ``optimize_parameters``; ``after_step(iteration)`` is called after each step."""
-    for iteration, batch in enumerate(batches, start=1):
-        model.update_learning_rate(iteration, warmup_iter=warmup_iter)
-        model.feed_data(batch)
-        model.optimize_parameters(iteration)
-        if after_step is not None:
-            after_step(iteration)
-
-
-def steps_per_second(model: BaseModel, batch: torch.Tensor, *, steps: int = 12, warmup: int = 2,
-                     clock: Callable[[], float] = time.perf_counter) -> float:
-    """Training speed of ``model`` on ``batch``: the median time of its own ``optimize_parameters`` (the steps
-    after ``warmup``), measured with ``clock``. The model is trained by these steps: use a throwaway one."""
-    model.feed_data({'lq': batch})
-    timings = []
-    for step in range(1, steps + 1):
-        start = clock()
-        model.optimize_parameters(step)
-        if step > warmup:
-            timings.append(clock() - start)
-    return 1.0 / float(np.median(timings))
-
-
-def evaluate(model: BaseModel, blocks: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> list[dict]:
-    """Denoise every (key, noisy, clean) block with the model's own inference (``model.test()``); returns, per
-    block, the uint8 BGR images (``basicsr.utils.tensor2img``) and the PSNR/SSIM of the output to the clean block."""
-    results = []
-    for key, noisy, clean in blocks:
-        model.feed_data({'lq': to_tensor(noisy)})
-        model.test()
-        denoised, clean8 = tensor2img(model.output), to_uint8(clean)
-        psnr, ssim = scores(denoised, clean8)
-        results.append(dict(key=key, noisy=to_uint8(noisy), clean=clean8, denoised=denoised, psnr=psnr, ssim=ssim))
-    return results
 
 
 # ----------------------------------------------------------------------------------------------- training files

@@ -15,8 +15,9 @@ Groups (``--groups``, comma separated; all by default):
 
 Every run is BasicSR's registered model (``AMSNetModel`` stage ``mask`` = B with L_m, Eq. 2-4; stage ``finetune``
 = P with L_t, Eq. 9-10; ``APBSNModel``) built with ``build_model`` and trained by its own ``optimize_parameters``
-on random noisy crops; its learning rate follows BasicSR's ``CosineAnnealingRestartLR`` over the run. Inference is
-the model's own ``test()`` (MMDB at the test stride, Eq. 6-8, with R^3 for the -E rows, Sec. 3.3); quantisation
+on random noisy crops; its learning rate follows BasicSR's ``CosineAnnealingRestartLR`` over the run. Inference of
+an AMSNet run is the product's ``AMSNetDenoiser`` (what ``amsnet-denoise`` and the model's ``test()`` run: MMDB at
+the test stride, Eq. 6-8, with R^3 for the -E rows, Sec. 3.3); AP-BSN's is its model's own ``test()``. Quantisation
 is ``basicsr.utils.tensor2img`` and the numbers are ``basicsr.metrics`` (crop_border 0) and
 ``calculate_checkerboard``.
 
@@ -53,23 +54,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from common import denoiser_from_state, evaluate, score_blocks, steps_per_second, train_in_process
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
 from amsnet_basicsr import baselines, demo_data, scheme
 from amsnet_basicsr.errors import DataError, run_command
 from amsnet_basicsr.image_io import read_rgb
 from amsnet_basicsr.metrics import calculate_checkerboard
-from amsnet_basicsr.recipes import (
-    cosine_schedule,
-    evaluate,
-    in_process_model,
-    scores,
-    steps_per_second,
-    to_tensor,
-    to_uint8,
-    train_in_process,
-    train_section,
-)
+from amsnet_basicsr.recipes import cosine_schedule, in_process_model, scores, to_tensor, to_uint8, train_section
 
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import imwrite
@@ -300,10 +292,16 @@ def train(images, model, network, config, *, multiple, finetune=False, initial_s
 
 # ----------------------------------------------------------------------------------------------------- evaluation
 def score_model(options, state_dict, val, config, *, r3):
-    """The model's own inference on every validation block (``recipes.evaluate``): mean PSNR / SSIM to the clean
-    images, PSNR to the noisy input (identity indicator), checkerboard index; and the outputs (uint8 BGR)."""
+    """Every validation block denoised with the weights ``state_dict``: mean PSNR / SSIM to the clean images, PSNR to
+    the noisy input (identity indicator), checkerboard index; and the outputs (uint8 BGR). An AMSNet run (B, P) is
+    denoised by the product's inference object, ``AMSNetDenoiser`` (what ``amsnet-denoise`` runs; R^3 for the -E
+    rows); AP-BSN by its model's own ``test()`` (``common.evaluate``): its inference (PD_2, then R^3 with the network
+    itself) is not AMSNet's, and no command of the package runs it."""
     start = time.process_time()
-    results = evaluate(in_process_model(options, is_train=False, r3_enabled=r3, state_dict=state_dict), val)
+    if options['model_type'] == 'AMSNetModel':
+        results = score_blocks(denoiser_from_state(options, state_dict, overrides={'r3': {'enabled': r3}}), val)
+    else:
+        results = evaluate(in_process_model(options, is_train=False, r3_enabled=r3, state_dict=state_dict), val)
     rows = [(r['psnr'], r['ssim'], calculate_psnr(r['denoised'], r['noisy'], crop_border=0),
              calculate_checkerboard(r['denoised'], r['clean'], stride=config.test_stride)) for r in results]
     mean = np.mean(rows, axis=0)

@@ -13,7 +13,7 @@ in this process, keeps the weights every ``--every`` iterations, and scores ever
 block (:mod:`amsnet_basicsr.demo_data`) with
 
 * the masked hold-out loss of its NOISY half (what a user without clean images can compute), and
-* the PSNR of the model's inference (MMDB at the test stride, Eq. 6-8, then R3, as the demo validates) to its
+* the PSNR of the product's inference (``AMSNetDenoiser``: MMDB at the test stride, Eq. 6-8, then R3) to its
   CLEAN half (the truth the hold-out loss stands in for),
 
 then reports the Spearman rank correlation between -masked_holdout and PSNR over the checkpoints (1: the hold-out
@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 import torch
+from common import denoiser_from_state, score_blocks, train_in_process
 from torch.utils.data import DataLoader
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
@@ -78,18 +79,20 @@ def train_checkpoints(options, iters, every, seed, log=print):
         while True:
             yield from loader
 
-    recipes.train_in_process(model, itertools.islice(epochs(), iters),
-                          warmup_iter=options['train'].get('warmup_iter', -1), after_step=after_step)
+    train_in_process(model, itertools.islice(epochs(), iters), warmup_iter=options['train'].get('warmup_iter', -1),
+                     after_step=after_step)
     return checkpoints
 
 
 def score_checkpoint(options, state_dict, blocks):
-    """(masked hold-out loss of the noisy blocks, PSNR of the model's inference to the clean blocks), each the
-    mean over ``blocks`` ([(key, noisy, clean)] of :mod:`amsnet_basicsr.demo_data`). The hold-out loss reads
-    only the noisy block."""
+    """(masked hold-out loss of the noisy blocks, PSNR of the inference to the clean blocks), each the mean over
+    ``blocks`` ([(key, noisy, clean)] of :mod:`amsnet_basicsr.demo_data`). The hold-out loss is the model's
+    (``AMSNetModel.masked_holdout_loss``, as validation computes it) and reads only the noisy block; the inference is
+    the product's ``AMSNetDenoiser`` with the same options and weights (what ``amsnet-denoise`` runs)."""
     model = recipes.in_process_model(options, is_train=False, state_dict=state_dict)
     holdout = float(np.mean([model.masked_holdout_loss(recipes.to_tensor(noisy)) for _, noisy, _ in blocks]))
-    psnr = float(np.mean([result['psnr'] for result in recipes.evaluate(model, blocks)]))
+    psnr = float(np.mean([result['psnr'] for result in score_blocks(denoiser_from_state(options, state_dict),
+                                                                      blocks)]))
     return holdout, psnr
 
 

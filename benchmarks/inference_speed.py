@@ -22,9 +22,11 @@ student  The teacher's P-E (MMDB + R^3 with ``--arch``/``--size``) against the d
 tiling   An image that fits (``--fit-size``, default 1024x1024): untiled vs tiled (``--tile``/``--overlap``)
          seconds, tiling overhead = tiled / untiled, max |tiled - untiled| overall, in the band of ``overlap``
          pixels around inner tile edges ("borders") and elsewhere.
-large    A ``--megapixels`` image (3:2, default 24 MP = 6000x4000) denoised tiled in a fresh subprocess: seconds,
-         seconds per megapixel, peak RSS (CPU, ru_maxrss) or torch.cuda.max_memory_allocated (GPU); the same for a
-         ``--compare-megapixels`` image (default 2) tiled and untiled, to show memory is set by the tile size.
+large    A ``--megapixels`` image (3:2, default 24 MP = 6000x4000) denoised tiled in a fresh subprocess by the
+         product's ``AMSNetDenoiser`` (as ``amsnet-denoise`` runs it; the other sections time the layers below):
+         seconds, seconds per megapixel, peak RSS (CPU, ru_maxrss) or torch.cuda.max_memory_allocated (GPU); the
+         same for a ``--compare-megapixels`` image (default 2) tiled and untiled, to show memory is set by the tile
+         size.
 
 Chunk sizes are spelled as in ``amsnet-denoise --chunk-size`` (:func:`amsnet_basicsr.denoise.chunk_size_flag`):
 ``auto`` (the pixel budget of ``amsnet.chunk_size: auto`` on this device), ``all`` (every pass in one call:
@@ -47,9 +49,10 @@ import torch
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import scheme, tiling
-from amsnet_basicsr.config import CHUNK_PIXELS
+from amsnet_basicsr.config import CHUNK_PIXELS, SchemeConfig
 from amsnet_basicsr.denoise import chunk_size_flag
 from amsnet_basicsr.errors import run_command
+from amsnet_basicsr.inference import AMSNetDenoiser
 from amsnet_basicsr.masks import GeneratorMasks, PositionalMasks
 
 from basicsr.archs import build_network
@@ -171,6 +174,8 @@ def bench_blocks(args, device):
     image = test_image(256, 256, device)
     k, times_r3 = args.num_branches, args.r3_times
     rows = []
+    # Deliberately below AMSNetDenoiser: this section times the layers themselves (scheme.denoise with generator
+    # masks, tiling.denoise_image untiled, the scheme around an identity) at each chunk size and precision.
     with torch.no_grad():
         for precision, chunk in [(p, c) for p in args.precisions for c in args.chunk_sizes]:
             label_chunk, chunking = chunk_settings(chunk, device)
@@ -221,6 +226,8 @@ def bench_student(args, device):
     _, chunking = chunk_settings('auto', device)
     clock = CLOCKS[args.clock]
     rows = []
+    # Deliberately below AMSNetDenoiser: the bare networks on one untiled input, torch against the bare
+    # onnxruntime session, so that the speed-up is the networks' and not the wrappers'.
     with torch.no_grad():
         teacher_seconds = timed(lambda: tiling.denoise_image(
             teacher, image, masks=PositionalMasks(0), stride=2, num_branches=args.num_branches, multiple=multiple,
@@ -278,6 +285,7 @@ def bench_tiling(args, device):
     print(f'\n== tiling on {height}x{width}: {args.arch} ({args.size}), tile {args.tile} (-> {plan.tile_height}x'
           f'{plan.tile_width}, {tiling.num_tiles(plan)} tiles), overlap {plan.overlap}, R3 T={refine}, '
           f'chunk_size={label_chunk}')
+    # Deliberately tiling.denoise_image itself: the same call tiled and untiled, at an explicit tile and overlap.
     kwargs = dict(masks=PositionalMasks(0), stride=2, num_branches=args.num_branches, multiple=multiple,
                   refine_times=refine, **chunking)
     results = {}
@@ -304,24 +312,32 @@ def bench_tiling(args, device):
 
 
 # ---------------------------------------------------------------------------------------------------- large
+def large_denoiser(args, net, multiple, device):
+    """The large section's denoiser: the product's ``AMSNetDenoiser`` (what ``amsnet-denoise`` runs on a photo)
+    around ``net``, with the run's PD stride 2, ``--num-branches``, R^3 (``--large-r3``, ``--r3-times``), tiles
+    (``--tile``/``--overlap``, none for the untiled child), ``--chunk-size`` and first precision, on ``device``."""
+    section = {'test_stride': 2, 'num_branches': args.num_branches, 'size_multiple': multiple, 'seed': 0,
+               'chunk_size': None if args.chunk_size == 'all' else args.chunk_size,
+               'r3': {'enabled': True, 'times': args.r3_times} if args.large_r3 else {'enabled': False},
+               'tile': {'size': None if args.child_untiled else args.tile, 'overlap': args.overlap}}
+    return AMSNetDenoiser(net, SchemeConfig.from_section(section), channels=3, device=device,
+                          precision=PRECISIONS[args.precisions[0]])
+
+
 def child_run(args):
-    """In a fresh process: denoise one image; print JSON with seconds and peak memory."""
+    """In a fresh process: denoise one image with :func:`large_denoiser`; print JSON with seconds and peak memory."""
     device = torch.device(args.device)
     net, multiple, _ = build(args.arch, args.size, device)
+    denoiser = large_denoiser(args, net, multiple, device)
     height, width = args.child_size
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     image = test_image(height, width, torch.device('cpu'))
     if args.child_untiled:
         image = image.to(device)
-    tile = None if args.child_untiled else args.tile
-    _, chunking = chunk_settings(args.chunk_size, device)
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    with torch.no_grad(), autocast(device, args.precisions[0]):
-        output = tiling.denoise_image(net, image, masks=PositionalMasks(0), stride=2, num_branches=args.num_branches,
-                                      multiple=multiple, refine_times=args.r3_times if args.large_r3 else 0,
-                                      tile_size=tile, overlap=args.overlap, device=device, **chunking)
+    output = denoiser(image)
     sync(device)
     seconds = time.perf_counter() - start
     result = dict(height=height, width=width, tiled=not args.child_untiled, seconds=seconds,
@@ -382,7 +398,7 @@ def parse_size(text):
     return int(height), int(width)
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--arch', default='DnCNN', choices=list(ARCHS))
@@ -415,7 +431,11 @@ def main(argv=None):
     parser.add_argument('--json', help='also write all results to this JSON file')
     parser.add_argument('--child', type=parse_size, dest='child_size', help=argparse.SUPPRESS)
     parser.add_argument('--untiled', action='store_true', dest='child_untiled', help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.device == 'cuda':
         args.clock = 'wall'
     if args.threads:

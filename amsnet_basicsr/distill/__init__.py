@@ -37,6 +37,7 @@ from ..config import SchemeConfig
 from ..errors import OptionError
 from ..inference import AMSNetDenoiser
 from ..networks import build_denoiser, check_network_options
+from . import classical
 
 TEACHER_INFO = 'amsnet_teacher.json'
 TEACHER_SECTION = 'amsnet_teacher'
@@ -107,6 +108,8 @@ def check_distill_options(opt: Mapping[str, Any]) -> None:
     if not SchemeConfig.from_options(opt).single_pass:
         raise OptionError('amsnet.single_pass must be true for train.stage distill: network_g is the student, run '
                           'once per image (the teacher\'s scheme is the amsnet_teacher section)')
+    if opt.get(classical.SECTION) is not None:
+        classical.check_section(opt[classical.SECTION])
     train_set = ((opt.get('datasets') or {}).get('train')) or {}
     if train_set.get('dataroot_gt') is not None:
         _check_precomputed_targets(train_set)

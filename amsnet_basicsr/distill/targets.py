@@ -6,6 +6,11 @@ R^3 when enabled, as :func:`~amsnet_basicsr.distill.teacher_output`; the outputs
 LMDB ``datasets.train.dataroot_gt`` that BasicSR's ``PairedImageDataset`` then reads with the noisy crops. Only noisy
 crops are read.
 
+With a ``classical_teacher`` section (``{weight: w, psd_scale: s, noise_crops: n}``) the target is
+``w * BM3D + (1 - w) * teacher``: BM3D given the noise's power spectral density, which is measured from the teacher's
+residuals on ``n`` evenly spaced crops before any target is written (:mod:`amsnet_basicsr.distill.classical`; the
+measurement is recorded with the settings).
+
 Restartable and never half-written: crops are committed one by one into ``<output>.partial/`` as they are
 computed; a rerun with the same teacher, weights (SHA-256), scheme and source continues where the last run
 stopped (with other settings it starts again); the LMDB is renamed into place, with its ``meta_info.txt`` and
@@ -36,6 +41,7 @@ from ..errors import DataError, OptionError, SetupError, run_command
 from ..files import atomic_write
 from ..output_folder import check_replaceable, remove_written
 from . import TEACHER_INFO, build_teacher, teacher_output
+from . import classical as classical_teacher
 
 PARTIAL_SUFFIX = '.partial'
 COMMAND = 'amsnet-distill-prepare'
@@ -51,13 +57,19 @@ def prepare_targets(opt: Mapping[str, Any], *, force: bool = False, device: str 
     source, output = _check_paths(opt, force)
     keys = _lmdb_keys(source)
     teacher, config = build_teacher(opt, device)
+    classical = _classical_teacher(opt, teacher, config, source, keys, device)
     settings = _settings(opt, config, source, output, len(keys))
+    if classical is not None:
+        settings[classical_teacher.SECTION] = dict(classical['section'], noise=classical['noise'].as_dict())
     partial_root, partial = _open_partial(output, settings, log)
     start = time.perf_counter()
     label = (f'teacher {opt["network_teacher"]["type"]} ({opt["path"]["pretrain_network_teacher"]}): {len(keys)} '
              f'noisy crops of {source} -> {output}')
+    if classical is not None:
+        label += (f'; target = {classical["section"]["weight"]:g} x BM3D (the noise PSD measured on '
+                  f'{classical["section"]["noise_crops"]} crops) + {1 - classical["section"]["weight"]:g} x teacher')
     computed = _write_targets(teacher, config, source, partial, keys, device, progress,
-                              lambda done: log(f'{label} ({done} already done)'))
+                              lambda done: log(f'{label} ({done} already done)'), classical=classical)
     _publish(partial_root, partial, output, keys, settings)
     seconds = time.perf_counter() - start
     log(f'wrote {len(keys)} teacher targets to {output} ({computed} computed in {seconds:.1f} s)')
@@ -109,8 +121,30 @@ def _open_partial(output: str, settings: Dict[str, Any], log: Log) -> Tuple[str,
     return partial_root, osp.join(partial_root, osp.basename(output))
 
 
+def _classical_teacher(opt: Mapping[str, Any], teacher: torch.nn.Module, config: SchemeConfig, source: str,
+                       keys: Sequence[str], device: str) -> Optional[Dict[str, Any]]:
+    """The checked ``classical_teacher`` section and the :class:`~amsnet_basicsr.distill.classical.NoiseModel`
+    measured from the teacher's residuals on ``noise_crops`` evenly spaced crops; None without the section."""
+    section = opt.get(classical_teacher.SECTION)
+    if section is None:
+        return None
+    section = classical_teacher.check_section(section)
+    import lmdb
+    spaced = np.linspace(0, len(keys) - 1, min(section['noise_crops'], len(keys))).astype(int)
+    chosen = [keys[index] for index in spaced]
+    env = lmdb.open(source, readonly=True, lock=False, readahead=False)
+    try:
+        with env.begin() as txn:
+            noisy = [_stored_rgb(txn, source, key) for key in chosen]
+    finally:
+        env.close()
+    pairs = [(image, _teacher_rgb(teacher, config, image, device)) for image in noisy]
+    return dict(section=section, noise=classical_teacher.estimate_noise(pairs))
+
+
 def _write_targets(teacher: torch.nn.Module, config: SchemeConfig, source: str, partial: str, keys: Sequence[str],
-                   device: str, progress: bool, started: Callable[[int], Any]) -> int:
+                   device: str, progress: bool, started: Callable[[int], Any], *,
+                   classical: Optional[Dict[str, Any]] = None) -> int:
     """Compute the crops of ``keys`` not yet in the LMDB ``partial`` and commit each in its own transaction (a kill
     loses at most one); ``started(number already done)`` is called first. Returns the number computed."""
     import lmdb
@@ -128,7 +162,7 @@ def _write_targets(teacher: torch.nn.Module, config: SchemeConfig, source: str, 
                 content = source_txn.get(key.encode('ascii'))
                 if content is None:
                     raise DataError(f'{source}: key {key} of meta_info.txt is not in the LMDB')
-                encoded = _target_png(teacher, config, content, f'{source}:{key}', device)
+                encoded = _target_png(teacher, config, content, f'{source}:{key}', device, classical)
                 with target_env.begin(write=True) as txn:
                     txn.put(key.encode('ascii'), encoded)
                 if bar is not None:
@@ -141,16 +175,35 @@ def _write_targets(teacher: torch.nn.Module, config: SchemeConfig, source: str, 
     return len(todo)
 
 
-def _target_png(teacher: torch.nn.Module, config: SchemeConfig, content: bytes, name: str, device: str) -> bytes:
-    """The PNG bytes (8-bit BGR, BasicSR's LMDB convention) of the teacher's output on one stored noisy crop."""
-    noisy = image_io.to_float_bgr(image_io.decode(content, name))
-    tensor = torch.from_numpy(np.ascontiguousarray(noisy[..., ::-1])).permute(2, 0, 1)[None]
-    target = teacher_output(teacher, config, tensor.to(device))[0].permute(1, 2, 0).cpu().numpy()
-    image = np.rint(target[..., ::-1] * 255.0).astype(np.uint8)
+def _target_png(teacher: torch.nn.Module, config: SchemeConfig, content: bytes, name: str, device: str,
+                classical: Optional[Dict[str, Any]] = None) -> bytes:
+    """The PNG bytes (8-bit BGR, BasicSR's LMDB convention) of the target of one stored noisy crop: the teacher's
+    output, mixed with BM3D's by the ``classical_teacher`` weight when there is one."""
+    noisy = np.ascontiguousarray(image_io.to_float_bgr(image_io.decode(content, name))[..., ::-1])
+    target = _teacher_rgb(teacher, config, noisy, device)
+    if classical is not None and classical['section']['weight'] > 0:
+        weight = classical['section']['weight']
+        bm3d_estimate = classical_teacher.bm3d_denoise(noisy, classical['noise'],
+                                                       psd_scale=classical['section']['psd_scale'])
+        target = weight * bm3d_estimate + (1 - weight) * target
+    image = np.rint(np.clip(target[..., ::-1], 0, 1) * 255.0).astype(np.uint8)
     ok, encoded = cv2.imencode('.png', image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise DataError(f'cannot PNG-encode the target of {name}')
     return encoded.tobytes()
+
+
+def _teacher_rgb(teacher: torch.nn.Module, config: SchemeConfig, noisy: np.ndarray, device: str) -> np.ndarray:
+    """The teacher's output (H, W, C) float RGB in [0, 1] on one noisy float RGB crop."""
+    tensor = torch.from_numpy(noisy).permute(2, 0, 1)[None].to(device)
+    return teacher_output(teacher, config, tensor)[0].permute(1, 2, 0).cpu().numpy()
+
+
+def _stored_rgb(txn: Any, source: str, key: str) -> np.ndarray:
+    content = txn.get(key.encode('ascii'))
+    if content is None:
+        raise DataError(f'{source}: key {key} of meta_info.txt is not in the LMDB')
+    return np.ascontiguousarray(image_io.to_float_bgr(image_io.decode(content, f'{source}:{key}'))[..., ::-1])
 
 
 def _publish(partial_root: str, partial: str, output: str, keys: Sequence[str], settings: Dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """The inference benchmark (benchmarks/inference_speed.py) on a tiny DnCNN:
 it runs the inference function every entry point runs, counts the denoiser passes right, and its tiling check
-finds the tiled output equal to the untiled one away from tile borders; its chunk sizes are spelled as amsnet-denoise's
+finds the tiled output equal to the untiled one away from tile borders; its large section runs the product's
+AMSNetDenoiser, with the output of the tiling call it replaced; its chunk sizes are spelled as amsnet-denoise's
 ``--chunk-size`` (auto, all or a number)."""
 import json
 from types import SimpleNamespace
@@ -64,6 +65,29 @@ def test_large_section_hands_its_chunk_size_to_the_child(tmp_path, monkeypatch, 
                           '--chunk-size', 'all', '--json', str(report_path)])
     [result] = json.loads(report_path.read_text())['large']
     assert 'error' not in result and result['finite'] and result['seconds'] > 0
+
+
+@pytest.mark.parametrize('untiled,large_r3,chunk', [(False, False, 'all'), (False, True, 'auto'), (True, True, 3)])
+def test_large_section_denoises_as_its_tiling_call_did(untiled, large_r3, chunk):
+    """The large section's child runs the product's AMSNetDenoiser (:func:`large_denoiser`): the same output, bit for
+    bit, as the ``tiling.denoise_image`` call it replaced, tiled or untiled, with R^3 or without, at any chunk size."""
+    from amsnet_basicsr import tiling
+    from amsnet_basicsr.masks import PositionalMasks
+    device = torch.device('cpu')
+    args = inference_speed.parse_args(['--arch', 'UNet', '--size', 'tiny', '--tile', '64', '--overlap', '8',
+                                       '--r3-times', '2', '--num-branches', '3', '--chunk-size', str(chunk),
+                                       '--precisions', 'fp32'])
+    args.child_untiled, args.large_r3 = untiled, large_r3
+    net, multiple, _ = inference_speed.build(args.arch, args.size, device)
+    image = inference_speed.test_image(96, 80, device)
+    _, chunking = inference_speed.chunk_settings(args.chunk_size, device)
+    expected = tiling.denoise_image(net, image, masks=PositionalMasks(0), stride=2, num_branches=args.num_branches,
+                                    multiple=multiple, refine_times=args.r3_times if large_r3 else 0,
+                                    tile_size=None if untiled else args.tile, overlap=args.overlap, device=device,
+                                    **chunking)
+    denoiser = inference_speed.large_denoiser(args, net, multiple, device)
+    assert torch.equal(denoiser(image), expected)
+    assert (denoiser.tile_count(96, 80) == 1) is untiled  # the tiled child does tile
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import torch
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import distill, tiling
 from amsnet_basicsr.config import SchemeConfig
+from amsnet_basicsr.distill import classical
 from amsnet_basicsr.distill import targets as teacher_targets
 from amsnet_basicsr.errors import OptionError, SetupError
 from amsnet_basicsr.options_check import check_options
@@ -229,6 +230,38 @@ def test_prepared_targets_are_the_teacher_output_under_the_noisy_keys(tmp_path, 
         check_options({**options, 'is_train': True})
     with pytest.raises(SetupError, match='exists; pass --force'):
         teacher_targets.prepare_targets(options, progress=False, log=lambda *_: None)
+
+
+def decoded(content):
+    return cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+
+
+@pytest.mark.slow
+def test_bm3d_as_second_teacher_mixes_its_output_with_the_recorded_noise_model(tmp_path, image_folders,
+                                                                                teacher_weights, noisy_lmdb):
+    """``classical_teacher``: weight 0 writes exactly the teacher's targets; weight 1 writes BM3D's output for the
+    noise model measured from the teacher's residuals (recorded in amsnet_teacher.json); 0.5 lies between."""
+    written = {}
+    for weight in (0, 0.5, 1):
+        targets = tmp_path / f'targets_{weight}.lmdb'
+        options = distill_options(tmp_path, image_folders, teacher_weights, targets=targets, noisy_lmdb=noisy_lmdb)
+        options[classical.SECTION] = {'weight': weight, 'psd_scale': 1.5, 'noise_crops': 2}
+        teacher_targets.prepare_targets(options, progress=False, log=lambda *_: None)
+        written[weight] = {key: decoded(value).astype(int) for key, value in read_lmdb(targets).items()}
+        check_options({**options, 'is_train': True})
+    plain = tmp_path / 'plain.lmdb'
+    teacher_targets.prepare_targets(distill_options(tmp_path, image_folders, teacher_weights, targets=plain,
+                                                    noisy_lmdb=noisy_lmdb), progress=False, log=lambda *_: None)
+    assert all((written[0][key] == decoded(value)).all() for key, value in read_lmdb(plain).items())
+    recorded = json.loads((tmp_path / 'targets_1.lmdb' / distill.TEACHER_INFO).read_text())[classical.SECTION]
+    noise = classical.NoiseModel(np.array(recorded['noise']['transform']),
+                                 np.array(recorded['noise']['autocorrelation']))
+    for key, content in read_lmdb(noisy_lmdb).items():
+        bm3d_estimate = classical.bm3d_denoise(decoded(content) / 255.0, noise, psd_scale=1.5)
+        assert np.abs(written[1][key] - np.rint(bm3d_estimate * 255)).max() <= 1  # the recorded model, rounded
+        low, high = np.minimum(written[0][key], written[1][key]), np.maximum(written[0][key], written[1][key])
+        assert ((written[0.5][key] >= low - 1) & (written[0.5][key] <= high + 1)).all()
+        assert (written[1][key] != written[0][key]).mean() > 0.5  # BM3D is another teacher
 
 
 def test_interrupted_preparation_leaves_nothing_loadable_and_resumes(tmp_path, image_folders, teacher_weights,

@@ -1,0 +1,129 @@
+"""BM3D as a second teacher of stage ``distill``, given the noise's measured correlation.
+
+AMSNet's own teacher (B-E: MMDB, Eq. 6-8, then R^3) learns from a few minutes of CPU training; BM3D needs no training
+and is strong when it is told the noise's power spectral density (PSD) -- BM3D for correlated noise, Mäkinen, Azzari
+and Foi, "Collaborative Filtering of Correlated Noise: Exact Transform-Domain Variance for Improved Shrinkage and
+Patch Matching", IEEE TIP 2020, as the ``bm3d`` package implements it. Real sRGB noise is correlated across pixels
+(demosaicking, in-camera noise reduction, sharpening) and across channels (the camera's colour matrix), so a single
+standard deviation misleads it. The PSD is measured here without any clean image:
+
+1. :func:`estimate_noise`: the residuals ``noisy - teacher output`` of the AMSNet teacher on training crops are the
+   noise, up to what the teacher removed of the signal (mostly at low frequencies) and left of the noise. Their
+   3 x 3 channel covariance gives a colour transform that decorrelates the channels (whitening, then BM3D's
+   opponent transform, so block matching runs on a luminance-like first channel); in that space each channel's
+   autocorrelation is measured out to ``radius`` pixels and tapered (Bartlett), which keeps the PSD non-negative
+   and leaves out the long lags where the residual holds signal rather than noise.
+2. :func:`bm3d_denoise`: the noisy image in that colour space through ``bm3d.bm3d`` with the PSD of the measured
+   autocorrelation (times ``psd_scale``: the teacher's output keeps some noise, so the residual underestimates it),
+   then back to RGB.
+
+:func:`amsnet_basicsr.distill.targets.prepare_targets` mixes this output into the teacher's target with the weight
+``classical_teacher.weight``; the student still runs once per image. Pure numpy + ``bm3d``; no clean image, no
+global state.
+"""
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, Mapping, Tuple
+
+import numpy as np
+
+from ..errors import OptionError
+
+SECTION = 'classical_teacher'  # the options section of stage distill; its keys and defaults:
+DEFAULTS = dict(weight=0.5, psd_scale=1.5, noise_crops=32)
+VALID = {'weight': (lambda value: 0 <= value <= 1, 'a number in [0, 1]'),
+         'psd_scale': (lambda value: value > 0, 'a positive number'),
+         'noise_crops': (lambda value: isinstance(value, int) and value >= 1, 'an integer >= 1')}
+
+# BM3D's opponent colour transform (bm3d.rgb_to 'opp'): rows average, red - blue, and green against red + blue
+OPPONENT = np.array([[1 / 3, 1 / 3, 1 / 3], [1 / 2, 0, -1 / 2], [1 / 4, -1 / 2, 1 / 4]])
+RADIUS = 8  # lags measured; real in-camera noise is correlated out to 4-6 px
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """The noise of one camera as BM3D needs it: ``transform`` (3 x 3, RGB -> a space where the channels' noise is
+    uncorrelated) and ``autocorrelation`` ((2r+1, 2r+1, 3): per channel of that space, lag (0, 0) at the centre,
+    Bartlett-tapered)."""
+    transform: np.ndarray
+    autocorrelation: np.ndarray
+
+    def as_dict(self) -> dict:
+        """JSON-ready (recorded with the targets, so a restart with another estimate starts again)."""
+        return dict(transform=np.round(self.transform, 8).tolist(),
+                    autocorrelation=np.round(self.autocorrelation, 10).tolist())
+
+    def psd(self, height: int, width: int) -> np.ndarray:
+        """The (height, width, 3) PSD of the tapered autocorrelation in ``bm3d``'s convention (white noise of
+        variance s^2 has the constant PSD s^2 * height * width)."""
+        radius = self.autocorrelation.shape[0] // 2
+        circular = np.zeros((height, width, self.autocorrelation.shape[2]))
+        lags = np.arange(-radius, radius + 1)
+        circular[np.ix_(lags % height, lags % width)] = self.autocorrelation
+        psd = np.real(np.fft.fft2(circular, axes=(0, 1))) * height * width
+        return np.maximum(psd, 1e-6 * psd.mean())
+
+
+def decorrelating_transform(covariance: np.ndarray) -> np.ndarray:
+    """3 x 3: RGB -> BM3D's opponent space after whitening the noise ``covariance`` (the opponent rows are
+    orthogonal, so the channels' noise stays uncorrelated), scaled to keep the mean noise variance."""
+    values, vectors = np.linalg.eigh(covariance)
+    whitening = vectors @ np.diag(np.maximum(values, 1e-12 * values.max()) ** -0.5) @ vectors.T
+    return OPPONENT @ whitening * np.sqrt(np.trace(covariance) / 3)
+
+
+def autocorrelation(residual: np.ndarray, *, radius: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(sums of products, counts) at the lags |dy|, |dx| <= radius of the zero-mean (H, W, C) ``residual``, each
+    channel alone (linear, not circular: zero padding), for pooling over crops."""
+    height, width, channels = residual.shape
+    shape = (height + radius, width + radius)
+    spectrum = np.fft.rfft2(residual, s=shape, axes=(0, 1))
+    products = np.fft.irfft2(np.abs(spectrum) ** 2, s=shape, axes=(0, 1))
+    lags = np.arange(-radius, radius + 1)
+    sums = products[np.ix_(lags % shape[0], lags % shape[1])]
+    counts = np.outer(height - np.abs(lags), width - np.abs(lags))[..., None]
+    return sums, np.broadcast_to(counts, sums.shape)
+
+
+def estimate_noise(pairs: Iterable[Tuple[np.ndarray, np.ndarray]], *, radius: int = RADIUS) -> NoiseModel:
+    """The :class:`NoiseModel` of (noisy, denoised) float RGB (H, W, 3) pairs: the residuals' pooled channel
+    covariance and, after :func:`decorrelating_transform`, their pooled per-channel autocorrelation at lags up to
+    ``radius``, Bartlett-tapered (module docstring, step 1)."""
+    residuals = [np.asarray(noisy, np.float64) - np.asarray(denoised, np.float64) for noisy, denoised in pairs]
+    if not residuals:
+        raise ValueError('estimate_noise needs at least one (noisy, denoised) pair')
+    residuals = [residual - residual.mean((0, 1)) for residual in residuals]
+    pixels = np.concatenate([residual.reshape(-1, 3) for residual in residuals])
+    transform = decorrelating_transform(pixels.T @ pixels / len(pixels))
+    sums, counts = 0.0, 0.0
+    for residual in residuals:
+        crop_sums, crop_counts = autocorrelation(residual @ transform.T, radius=radius)
+        sums, counts = sums + crop_sums, counts + crop_counts
+    taper = 1 - np.abs(np.arange(-radius, radius + 1)) / (radius + 1)
+    return NoiseModel(transform, sums / counts * np.outer(taper, taper)[..., None])
+
+
+def bm3d_denoise(noisy: np.ndarray, noise: NoiseModel, *, psd_scale: float) -> np.ndarray:
+    """(H, W, 3) float RGB in [0, 1] -> BM3D's estimate in [0, 1] (float32) for the noise ``noise`` with its PSD
+    times ``psd_scale`` (module docstring, step 2)."""
+    import bm3d
+
+    from ..basicsr_compat import numpy_trapz_for_bm4d
+    numpy_trapz_for_bm4d()
+    image = np.asarray(noisy, np.float64) @ noise.transform.T
+    estimate = bm3d.bm3d(image, noise.psd(*image.shape[:2]) * psd_scale)
+    return np.clip(estimate @ np.linalg.inv(noise.transform).T, 0, 1).astype(np.float32)
+
+
+def check_section(section: Any) -> Dict[str, Any]:
+    """``classical_teacher`` with its defaults filled in; :class:`OptionError` naming the key otherwise."""
+    if not isinstance(section, Mapping):
+        raise OptionError(f'{SECTION}: expected a mapping ({", ".join(DEFAULTS)}), got {section!r}')
+    unknown = sorted(set(section) - set(DEFAULTS))
+    if unknown:
+        raise OptionError(f'{SECTION}.{unknown[0]}: unknown option; allowed: {", ".join(DEFAULTS)}')
+    checked = {**DEFAULTS, **section}
+    for key, (valid, expected) in VALID.items():
+        value = checked[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not valid(value):
+            raise OptionError(f'{SECTION}.{key}: {expected}, got {value!r}')
+    return checked
