@@ -14,12 +14,12 @@ Groups (``--groups``, comma separated; all by default):
 * ``variants`` -- paper Tab. 5: B, P (lambda = 0.01), B-E, P-E, with a checkerboard index (amsnet_basicsr.metrics).
 
 Every run is BasicSR's registered model (``AMSNetModel`` stage ``mask`` = B with L_m, Eq. 2-4; stage ``finetune``
-= P with L_t, Eq. 9-10; ``APBSNModel``) built with ``build_model`` and trained by its own ``optimize_parameters``
-on random noisy crops; its learning rate follows BasicSR's ``CosineAnnealingRestartLR`` over the run. Inference of
-an AMSNet run is the product's ``AMSNetDenoiser`` (what ``amsnet-denoise`` and the model's ``test()`` run: MMDB at
-the test stride, Eq. 6-8, with R^3 for the -E rows, Sec. 3.3); AP-BSN's is its model's own ``test()``. Quantisation
-is ``basicsr.utils.tensor2img`` and the numbers are ``basicsr.metrics`` (crop_border 0) and
-``calculate_checkerboard``.
+= P with L_t, Eq. 9-10; ``APBSNModel``, registered with ``DBSNl`` by ``apbsn.py``) built with ``build_model`` and
+trained by its own ``optimize_parameters`` on random noisy crops; its learning rate follows BasicSR's
+``CosineAnnealingRestartLR`` over the run. Inference of an AMSNet run is the product's ``AMSNetDenoiser`` (what
+``amsnet-denoise`` and the model's ``test()`` run: MMDB at the test stride, Eq. 6-8, with R^3 for the -E rows,
+Sec. 3.3); AP-BSN's is its model's own ``test()``. Quantisation is ``basicsr.utils.tensor2img`` and the numbers are
+``basicsr.metrics`` (crop_border 0) and ``calculate_checkerboard``.
 
 Each training run gets the same budget: ``--iters`` iterations, or ``--budget`` CPU seconds of this process (with one
 torch thread, so other load on the machine does not change the result much), turned into iterations by timing a
@@ -51,6 +51,7 @@ import sys
 import time
 from pathlib import Path
 
+import apbsn  # noqa: F401  (registers DBSNl and APBSNModel into BasicSR: the AP-BSN rows build them by name)
 import cv2
 import numpy as np
 import torch

@@ -72,6 +72,10 @@ ARCHS = {
                 'small': dict(width=16, middle_blk_num=2, enc_blk_nums=[1, 1, 2, 2], dec_blk_nums=[1, 1, 1, 1]),
                 'paper': dict(width=32, middle_blk_num=12, enc_blk_nums=[2, 2, 4, 8], dec_blk_nums=[2, 2, 2, 2])}),
 }
+# amsnet-train-folder's teacher (recipes.RECIPES['folder']: 'small'); the convolutions of a DnCNN behind a 3x3
+# neighbour mean of the unmasked pixels
+ARCHS['MaskAwareDnCNN'] = (1, {'type': 'MaskAwareDnCNN', 'in_nc': 3, 'out_nc': 3},
+                           {'tiny': dict(nc=8, nb=3), 'small': dict(nc=32, nb=6), 'paper': dict(nc=64, nb=17)})
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 # the student of the shipped distillation options (~1.1 M parameters, spandrel's NAFNet)
 STUDENT = {'type': 'NAFNet', 'img_channel': 3, 'width': 16, 'middle_blk_num': 1, 'enc_blk_nums': [1, 1, 1, 1],

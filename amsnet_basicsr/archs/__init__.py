@@ -1,7 +1,6 @@
 """Denoisers D_E registered into BasicSR's ARCH_REGISTRY (explicit imports, no folder scan)."""
 from .. import basicsr_compat  # noqa: F401  (the torchvision alias, before basicsr is imported)
 from . import (  # noqa: F401  # noqa: F401
-    dbsn_arch,
     deamnet_arch,
     local_nafnet_arch,  # noqa: F401  (LocalNAFNet, the tile-invariant student: NAFNet with TLC)
     mask_aware_arch,  # noqa: F401  (MaskAwareDnCNN, the CPU demo's denoiser)

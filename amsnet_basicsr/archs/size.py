@@ -2,8 +2,8 @@
 
 The facts live beside the classes: spandrel's declaration for the spandrel classes
 (:func:`~amsnet_basicsr.archs.spandrel_arch.spandrel_size_multiple`), a ``size_multiple`` attribute on this
-package's own (UNet 32, DeamNet 16, NAFNetBase 2 ** encoder levels, DBSNl and MaskAwareDnCNN 1), and
-:data:`OTHER_FACTS` for a class whose file declares none (LocalNAFNet).
+package's own (UNet 32, DeamNet 16, NAFNetBase 2 ** encoder levels, MaskAwareDnCNN 1; a class registered from
+outside the package may declare one too), and :data:`OTHER_FACTS` for a class whose file declares none (LocalNAFNet).
 """
 from typing import Callable, Dict
 

@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from apbsn import APBSNModel
 
 from amsnet_basicsr.metrics import calculate_checkerboard, checkerboard_index
 from amsnet_basicsr.models.amsnet_model import AMSNetModel
-from amsnet_basicsr.models.apbsn_model import APBSNModel
 from amsnet_basicsr.scheme import pd_up
 
 from helpers import REPO

@@ -18,12 +18,12 @@ from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 OURS = {
-    ARCH_REGISTRY: ['Restormer', 'NAFNet', 'DnCNN', 'DRUNet', 'SCUNet', 'UNet', 'DeamNet', 'DBSNl', 'MaskAwareDnCNN'],
+    ARCH_REGISTRY: ['Restormer', 'NAFNet', 'DnCNN', 'DRUNet', 'SCUNet', 'UNet', 'DeamNet', 'MaskAwareDnCNN'],
     DATASET_REGISTRY: ['NoisyImageDataset', 'SIDDValidationDataset', 'SIDDBenchmarkDataset', 'DNDDataset',
                        'PolyUDataset', 'PairedFolderDataset'],
     LOSS_REGISTRY: ['MaskedL1Loss', 'FinetuneLoss'],
     METRIC_REGISTRY: ['calculate_checkerboard'],
-    MODEL_REGISTRY: ['AMSNetModel', 'APBSNModel'],
+    MODEL_REGISTRY: ['AMSNetModel'],
 }
 
 

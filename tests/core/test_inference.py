@@ -207,7 +207,6 @@ def test_size_multiple_auto_equals_the_hand_kept_values_of_the_shipped_options()
     ({'type': 'LocalNAFNet', 'width': 4, 'enc_blk_nums': [1, 1, 1, 1], 'dec_blk_nums': [1, 1, 1, 1],
       'train_size': 32}, 16),
     ({'type': 'DeamNet', 'channels': 8}, 16),
-    ({'type': 'DBSNl', 'base_ch': 8, 'num_module': 1}, 1),
     ({'type': 'MaskAwareDnCNN', 'nc': 8, 'nb': 2}, 1),
 ])
 def test_each_architecture_declares_its_size_multiple(network, multiple):

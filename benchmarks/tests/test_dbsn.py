@@ -1,16 +1,18 @@
 """D-BSN (D_A) is blind at every pixel; its unrestricted variant D_AS is not (AMSNet Tab. 3, supplement Sec. 1.8).
 
-Also: the DeamNet and D-BSN registrations build from option dicts, and the paper's sizes are what the paper and its
-supplement say.
+Also: importing benchmarks/apbsn.py registers ``DBSNl`` and ``APBSNModel`` into BasicSR (the objects of that module,
+under names BasicSR's own do not use), D-BSN builds from option dicts at the paper's size, and declares its size
+multiple (any input size).
 """
 import pytest
 import torch
+from apbsn import APBSNModel, DBSNl  # registers DBSNl and APBSNModel into BasicSR
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
-from amsnet_basicsr.archs.dbsn_arch import DBSNl
-from amsnet_basicsr.archs.deamnet_arch import DeamNet
+from amsnet_basicsr import archs
 
 from basicsr.archs import build_network
+from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
 
 
 def self_gradients(net, size):
@@ -68,21 +70,31 @@ def count(net):
     return sum(p.numel() for p in net.parameters())
 
 
+def test_import_registers_the_comparison_into_basicsr():
+    """``import apbsn`` registers this module's classes. BasicSR's registry refuses a name registered twice and
+    ``import basicsr`` (through the plugin, before ``apbsn``) registers all of BasicSR's own, so a registration that
+    succeeded under these names collides with none of them (the package's own names: tests/core/test_archs.py)."""
+    assert ARCH_REGISTRY.get('DBSNl') is DBSNl
+    assert MODEL_REGISTRY.get('APBSNModel') is APBSNModel
+
+
 @pytest.mark.parametrize('unrestricted', [False, True])
 def test_paper_sizes_and_registration(unrestricted):
-    """D-BSN 3.66 M parameters, D_AS the same count; DeamNet (real, 64 ch) 2.228 M (supplement Tab. 1)."""
+    """D-BSN 3.66 M parameters, D_AS the same count (supplement Tab. 1)."""
     dbsn = build_network({'type': 'DBSNl', 'unrestricted': unrestricted})
     assert abs(count(dbsn) / 1e6 - 3.656) < 0.001
-    deam = build_network({'type': 'DeamNet', 'channels': 64})
-    assert abs(count(deam) / 1e6 - 2.228) < 0.001
 
 
-@pytest.mark.parametrize('channels', [8, 16])
-def test_deamnet_maps_images_to_images(channels):
-    net = DeamNet(channels=channels)
-    x = torch.rand(2, 3, 32, 48)
-    y = net(x)
-    assert y.shape == x.shape and torch.isfinite(y).all()
-    y.abs().mean().backward()
-    assert all(p.grad is not None for name, p in net.named_parameters()
-               if not name.startswith(('net2.conv_dila', 'net2.cat1')))
+def test_dbsn_declares_its_size_multiple():
+    """No downsampling: size multiple 1 (``amsnet.size_multiple: auto``), also through DataParallel; the global RNG
+    is left as it was; any input size maps to itself (the row DBSNl had in tests/core/test_inference.py's
+    test_each_architecture_declares_its_size_multiple)."""
+    network = {'type': 'DBSNl', 'base_ch': 8, 'num_module': 1}
+    net = build_network(dict(network))
+    state = torch.get_rng_state()
+    assert archs.size_multiple(net) == 1
+    assert archs.size_multiple(torch.nn.DataParallel(net)) == 1
+    assert torch.equal(torch.get_rng_state(), state)
+    height = width = 48
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, height, width)).shape[-2:] == (height, width)

@@ -1,4 +1,24 @@
-"""D-BSN, the blind-spot network D_A of AP-BSN, and its "unrestricted" variant D_AS (AMSNet Table 3).
+"""The AP-BSN comparison of the ablation (benchmarks/ablation.py): AP-BSN's scheme (``APBSNModel``) and its blind-spot
+network D-BSN (``DBSNl``, D_A, and the unrestricted D_AS of AMSNet Tab. 3). Research, not the product: importing
+this module registers ``DBSNl`` into BasicSR's ARCH_REGISTRY and ``APBSNModel`` into its MODEL_REGISTRY, so a
+script imports it (``import apbsn``) before it builds either by name.
+
+**APBSNModel**: the AP-BSN scheme (Lee et al., CVPR 2022) around a blind-spot network, for AMSNet's comparisons.
+
+AMSNet's identity-mapping ablation (paper Tab. 3, supplement Sec. 1.8) trains the same denoiser under both schemes:
+
+* AP-BSN -- training: PD at ``amsnet.train_stride`` (5), the network on every sub-image, P^-1, plain L1 to the noisy
+  input (no mask). Only a blind-spot network (D-BSN, ``DBSNl``) keeps this from learning the identity; with an
+  unrestricted network (``DBSNl`` with ``unrestricted: true``, D_AS) it collapses towards the noisy input.
+  Inference: PD at ``amsnet.test_stride`` (2), then, when ``amsnet.r3.enabled``, R^3 with the network itself at
+  s = 1 (AP-BSN's original inference uses R^3: T = 8, p = 0.16).
+* AMSNet -- :class:`~amsnet_basicsr.models.amsnet_model.AMSNetModel` (masks instead of a blind spot).
+
+Options are those of AMSNetModel (``amsnet:`` section; ``num_branches`` and ``masks_per_pixel`` are unused here);
+the loss is BasicSR's ``L1Loss`` (``train.pixel_opt`` may leave out its ``type``); ``train.stage`` must be absent or
+``apbsn``.
+
+**DBSNl**: D-BSN, the blind-spot network D_A of AP-BSN, and its "unrestricted" variant D_AS (AMSNet Table 3).
 
 AP-BSN (Lee et al., CVPR 2022) uses a light version of the dilated blind-spot network of Wu et al. (ECCV 2020);
 AMSNet's supplement (Sec. 1.8, Fig. 10) reproduces it as D_A:
@@ -21,7 +41,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from basicsr.utils.registry import ARCH_REGISTRY
+import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR; must precede the basicsr imports)
+from amsnet_basicsr import scheme
+from amsnet_basicsr.masks import PixelCoords, PositionalMasks
+from amsnet_basicsr.models.amsnet_model import AMSNetModel
+
+from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
 
 
 class CentralMaskedConv2d(nn.Conv2d):
@@ -91,7 +116,7 @@ class DBSNl(nn.Module):
             weights for ReLU and zero biases, residual blocks' last conv scaled by 0.3, the output conv by 0.1 with
             bias 0.5 (the untrained network outputs about mid-grey). With PyTorch's default the signal shrinks
             through the ~10 non-residual layers and training from scratch crawls for hundreds of iterations; this
-            matters for short CPU runs only (benchmarks/ablation.py), not when weights are loaded.
+            matters for short CPU runs only (the ablation), not when weights are loaded.
     """
 
     size_multiple = 1  # no downsampling (dilated and 1x1 convs): any input size (amsnet.size_multiple: auto)
@@ -129,3 +154,52 @@ class DBSNl(nn.Module):
     def forward(self, x):
         features = self.head(x)
         return self.tail(torch.cat([self.branch1(features), self.branch2(features)], dim=1))
+
+
+
+def pd_restore(net, noisy, stride, multiple=1, chunk_size=None, chunk_pixels=None):
+    """P_s^-1(D(P_s(I_N))): the network on every PD sub-image, no mask (AP-BSN's forward; s = 1: the plain network)."""
+    sub_images = scheme.pd_down(noisy, stride, multiple)
+    return scheme.pd_up(scheme.run_chunked(net, sub_images, chunk_size=chunk_size, chunk_pixels=chunk_pixels), stride,
+                        noisy.shape[-2:])
+
+
+def apbsn_denoise(net, noisy, masks, *, stride=2, multiple=1, chunk_size=None, chunk_pixels=None, refine_times=0,
+                  refine_prob=0.16):
+    """AP-BSN inference: the network at the test stride, then R^3 with the network itself at s = 1 (no masks);
+    R^3's replacement draws come from the mask source ``masks`` (:mod:`amsnet_basicsr.masks`)."""
+    denoised = pd_restore(net, noisy, stride, multiple, chunk_size, chunk_pixels)
+    if refine_times > 0:
+        batch, _, height, width = noisy.shape
+        replace, _ = masks.r3_draws(PixelCoords.whole(batch, height, width, noisy.device), times=refine_times,
+                                    num_branches=2, prob=refine_prob)
+        denoised = scheme.random_replacement_refinement(
+            lambda copies: pd_restore(net, copies, 1, multiple, chunk_size, chunk_pixels), noisy, denoised, replace)
+    return denoised
+
+
+def apbsn_loss(net, noisy, stride, multiple=1):
+    """AP-BSN's training loss: || P_s^-1(D(P_s(I_N))) - I_N ||_1 over all pixels (no mask)."""
+    return (pd_restore(net, noisy, stride, multiple) - noisy).abs().mean()
+
+
+@MODEL_REGISTRY.register()
+class APBSNModel(AMSNetModel):
+    """AP-BSN training and inference around ``network_g`` (module docstring); everything else is AMSNetModel's."""
+
+    STAGE_LOSSES = {'apbsn': 'L1Loss'}  # plain L1 of the output to its own noisy input
+
+    def stage_loss(self):
+        """AP-BSN's training loss: the plain L1 of P^-1(D(P(I_N))) to its own noisy input (no mask)."""
+        config = self.scheme_config
+        prediction = pd_restore(self.net_g, self.lq, config.train_stride, config.size_multiple)
+        return 'l_pix', self.cri_pix(prediction, self.lq)
+
+    def test(self):
+        """AP-BSN inference of ``self.lq`` into ``self.output`` (R^3 draws seeded by position from ``amsnet.seed``)."""
+        config = self.scheme_config
+        with self.evaluation_network() as net, torch.no_grad():
+            self.output = apbsn_denoise(net, self.lq, PositionalMasks(config.seed), stride=config.test_stride,
+                                        multiple=config.size_multiple, **config.chunk_kwargs(self.lq.device.type),
+                                        refine_times=config.r3.times if config.r3.enabled else 0,
+                                        refine_prob=config.r3.prob)

@@ -17,13 +17,12 @@ crops and the mask stream fixed), identical on torch 2.14.1 and 2.9.1 (CPU, one 
 import numpy as np
 import pytest
 import torch
+from apbsn import DBSNl, apbsn_denoise, apbsn_loss, pd_restore  # registers DBSNl and APBSNModel into BasicSR
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import camera_noise, scheme
-from amsnet_basicsr.archs.dbsn_arch import DBSNl
 from amsnet_basicsr.errors import OptionError
 from amsnet_basicsr.masks import PositionalMasks
-from amsnet_basicsr.models.apbsn_model import apbsn_denoise, apbsn_loss, pd_restore
 
 from basicsr.models import build_model
 
