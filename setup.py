@@ -27,9 +27,9 @@ setup(
         'scipy',
         'h5py',
         'scikit-image',
-        # bm3d and PyWavelets serve only the classical baselines (baselines.py: BM3D, and scikit-image's noise
-        # estimate skimage.restoration.estimate_sigma for NLM / BM3D). The demo (amsnet demo), still in the package,
-        # uses them, so they stay here until it leaves; then they move to the 'bench' extra.
+        # bm3d: the student's teacher of amsnet-train-folder (distill/classical.py: BM3D given the measured noise
+        # PSD) and the demo's baseline; PyWavelets: scikit-image's noise estimate (estimate_sigma) that sets the
+        # demo's NLM / BM3D baselines (baselines.py)
         'bm3d',
         'PyWavelets',
         'Pillow',

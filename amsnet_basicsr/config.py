@@ -119,6 +119,11 @@ class SchemeConfig:
 
     ``self_ensemble: true`` averages inference over the 8 flips and 90-degree rotations of the image
     (:func:`amsnet_basicsr.tiling.denoise_image`): 8x the passes; +0.14 to +0.34 dB on the demo's validation photo.
+
+    ``low_frequency_anchor: n`` (pixels; null: off) gives the output the noisy input's local means over n-px blocks
+    (:func:`amsnet_basicsr.inference.anchor_low_frequencies`): real noise has zero mean, so these means are the scene's
+    to within a fraction of a grey level, while a denoiser used on photos unlike its training photos can shift them
+    (a colour cast).
     """
     single_pass: bool = False
     self_ensemble: bool = False
@@ -129,6 +134,7 @@ class SchemeConfig:
     size_multiple: Union[int, str] = 'auto'
     chunk_size: Union[int, str, None] = 'auto'
     seed: int = 0
+    low_frequency_anchor: Optional[int] = None
     r3: R3Config = field(default_factory=R3Config)
     tile: TileConfig = field(default_factory=TileConfig)
 
@@ -151,8 +157,11 @@ class SchemeConfig:
         for name in ('single_pass', 'self_ensemble'):
             if not isinstance(values[name], bool):
                 raise OptionError(f'{key}.{name} must be true or false, got {values[name]!r}')
+        anchor = values['low_frequency_anchor']
+        if anchor is not None:
+            anchor = require_integer(anchor, f'{key}.low_frequency_anchor', 2)
         config = cls(**integers, single_pass=values['single_pass'], self_ensemble=values['self_ensemble'],
-                     size_multiple=size_multiple, chunk_size=chunk_size,
+                     size_multiple=size_multiple, chunk_size=chunk_size, low_frequency_anchor=anchor,
                      seed=require_integer(values['seed'], f'{key}.seed'),
                      r3=values['r3'] if isinstance(values['r3'], R3Config) else R3Config.from_section(
                          values['r3'], f'{key}.r3'),

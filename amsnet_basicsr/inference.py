@@ -16,6 +16,9 @@ distillation teacher (:func:`amsnet_basicsr.distill.teacher_output`), which all 
 Channels: a gray image through a 3-channel network is replicated to 3 channels and the output is their mean; a
 colour image through a 1-channel network goes through it one channel at a time.
 
+``amsnet.low_frequency_anchor`` (the scheme's; off by default) returns the noisy input's local means to the output
+(:func:`anchor_low_frequencies`) before the strength blend.
+
 ``strength`` in [0, 1] blends the result with the noisy input, ``strength * denoised + (1 - strength) * noisy``
 (``torch.lerp``): 1 is the denoiser's output bit for bit, 0 the input itself.
 
@@ -49,6 +52,20 @@ from .tiling import Progress
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 Image = Union[np.ndarray, torch.Tensor]
+
+
+def anchor_low_frequencies(noisy: torch.Tensor, denoised: torch.Tensor, *, block: int) -> torch.Tensor:
+    """``denoised + L(noisy - denoised)`` for (B, C, H, W) tensors: L takes the means of ``block`` x ``block``
+    blocks (partial blocks at the right and bottom edges: their own pixels) and interpolates them bilinearly between
+    the block centres, so the output's local means are the input's. The noise has zero mean, so L(noisy - clean) is
+    the noise averaged over ~block^2 pixels (a fraction of a grey level); a denoiser's own shift of the means -- a
+    colour cast it learned from other photos -- is removed whatever its cause. A constant shift ``c`` of the
+    denoiser's output is removed exactly: ``L(noisy - clean - c) = L(noisy - clean) - c``."""
+    residual = noisy.to(denoised.device, denoised.dtype) - denoised
+    height, width = residual.shape[-2:]
+    means = torch.nn.functional.avg_pool2d(residual, block, ceil_mode=True)
+    low = torch.nn.functional.interpolate(means, scale_factor=block, mode='bilinear', align_corners=False)
+    return denoised + low[..., :height, :width]
 
 
 def check_strength(strength: float) -> float:
@@ -253,6 +270,8 @@ class AMSNetDenoiser:
             output = output.mean(1, keepdim=True)
         elif channels == 3 and self.channels == 1:
             output = output.reshape(batch, 3, height, width)
+        if self.scheme.low_frequency_anchor:
+            output = anchor_low_frequencies(noisy, output, block=self.scheme.low_frequency_anchor)
         return self.blend(noisy, output)
 
     def blend(self, noisy: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:

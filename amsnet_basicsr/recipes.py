@@ -63,8 +63,8 @@ RECIPES = {
 # iterations at a lower learning rate, chosen with amsnet-train-folder on the demo's training photos plus its
 # validation photo, scored on the validation photo only (benchmarks/results/data_shift.md, "The recipe"): about 8
 # CPU-minutes in all for two 1-MP photos.
-RECIPES['folder'] = {**RECIPES['full'], 'nc': 32, 'nb': 6, 'lr': 1e-3, 'iters': 3000, 'bm3d_weight': 0.5,
-                     'bm3d_psd_scale': 1.5}
+RECIPES['folder'] = {**RECIPES['full'], 'nc': 32, 'nb': 6, 'lr': 1e-3, 'iters': 3000, 'bm3d_weight': 1.0,
+                     'bm3d_psd_scale': 1.5, 'student_iters': 1600, 'low_frequency_anchor': 32}
 
 MASK_EXPERIMENT = 'AMSNet_demo'
 STUDENT_EXPERIMENT = 'AMSNet_D_demo'
@@ -172,7 +172,10 @@ def distill_stage_options(config: Mapping, data: Mapping, teacher: Mapping, teac
     targets and Adam with cosine decay, and run once per image at test time. Nothing clean is read: the teacher's
     validation section only feeds a logged metric."""
     options = copy.deepcopy(teacher)
-    options.update(name=STUDENT_EXPERIMENT, manual_seed=seed, amsnet={'single_pass': True, 'tile': {'size': None}},
+    student_scheme = {'single_pass': True, 'tile': {'size': None}}
+    if config.get('low_frequency_anchor'):  # the input's block means (inference.anchor_low_frequencies): no cast
+        student_scheme['low_frequency_anchor'] = config['low_frequency_anchor']
+    options.update(name=STUDENT_EXPERIMENT, manual_seed=seed, amsnet=student_scheme,
                    amsnet_teacher=copy.deepcopy(teacher['amsnet']), network_teacher=copy.deepcopy(teacher['network_g']))
     options['network_g'] = {'type': 'LocalNAFNet', 'img_channel': 3, 'width': config['student_width'],
                             'middle_blk_num': 1, 'enc_blk_nums': [1, 1, 1, 1], 'dec_blk_nums': [1, 1, 1, 1],

@@ -20,15 +20,17 @@ camera's noise best. Steps, each a part of this package that the other commands 
    checkpoint at every validation.
 3. Pick the checkpoint without clean images: the lowest masked hold-out loss (``masked_holdout``: L_m, Eq. 4,
    with fixed masks) on the held-out tiles (``benchmarks/results/checkpoint_ranking.md``).
-4. Distil it (stage ``distill``, AMSNet-D: :func:`amsnet_basicsr.recipes.distill_stage_options`) into a
-   single-pass student (``--student-iters``; 0 keeps the B-E model): the chosen model's B-E output on the training
-   tiles is the target. Denoising (``amsnet-denoise``) then covers every photo, whichever tiles were trained on.
+4. Distil (stage ``distill``, AMSNet-D: :func:`amsnet_basicsr.recipes.distill_stage_options`) a single-pass
+   student (``--student-iters``; 0 keeps the B-E model). Its target on each training tile is BM3D given the noise
+   the chosen model measured: the PSD and colour correlation of its B-E residuals (``classical_teacher`` with
+   weight 1, :mod:`amsnet_basicsr.distill.classical`); the student keeps the input's 32-px block means
+   (``low_frequency_anchor``: no colour cast). Denoising (``amsnet-denoise``) then covers every photo, whichever
+   tiles were trained on.
 5. Write ``denoise.yml`` (options for ``amsnet-denoise`` / ``test.py``:
    :func:`amsnet_basicsr.recipes.inference_options`) and ``model.pth``.
 
-The recipe was chosen on the demo's validation photo. On the six camera pipelines of the data-shift bench
-(``benchmarks/results/data_shift.md``) its student beats OpenCV NLM on every one and BM3D on one; BM3D is better on
-the others (by 0.4-1.4 dB), at ~60x the time: compare on a few of your own photos.
+The recipe was chosen on the demo's validation photo (``docs/distillation.md``, "BM3D as the student's teacher");
+how it compares with NLM and BM3D on other photos and camera pipelines: ``benchmarks/results/data_shift.md``.
 
 ``--out`` is owned (:mod:`amsnet_basicsr.output_folder`): it must lie outside the photo folder; an existing one is
 taken only if it holds a record of an earlier run of this command, with ``--resume`` (continue it: packing and
@@ -291,7 +293,7 @@ def parse_args(argv=None):
     parser.add_argument('input', help='folder of noisy photos (searched recursively; nothing clean is needed)')
     parser.add_argument('--out', required=True, help='output folder (LMDB, experiments, model.pth, denoise.yml)')
     parser.add_argument('--iters', type=int, help='AMSNet-B training iterations (default: 3000; quick: 20)')
-    parser.add_argument('--student-iters', type=int, help='distillation iterations (default: 400; quick: 10; '
+    parser.add_argument('--student-iters', type=int, help='distillation iterations (default: 1600; quick: 10; '
                         '0 = keep the B-E model)')
     parser.add_argument('--train-tile', type=int, default=128,
                         help='side of the packed training tiles (default: 128)')

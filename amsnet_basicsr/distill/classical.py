@@ -110,7 +110,12 @@ def bm3d_denoise(noisy: np.ndarray, noise: NoiseModel, *, psd_scale: float) -> n
     from ..basicsr_compat import numpy_trapz_for_bm4d
     numpy_trapz_for_bm4d()
     image = np.asarray(noisy, np.float64) @ noise.transform.T
-    estimate = bm3d.bm3d(image, noise.psd(*image.shape[:2]) * psd_scale)
+    profile = bm3d.BM3DProfile()
+    # bm4d's default profile adapts its thresholds to local features of the PSD (nf = 32): on 128-px crops of the
+    # validation photo with in-camera noise 4.6-6.2 CPU-s per crop, against 0.9 s with nf = 0 (the PSD's global
+    # transform-domain variances), which scored 31.27 dB against 31.21 there
+    profile.nf = 0
+    estimate = bm3d.bm3d(image, noise.psd(*image.shape[:2]) * psd_scale, profile=profile)
     return np.clip(estimate @ np.linalg.inv(noise.transform).T, 0, 1).astype(np.float32)
 
 

@@ -52,3 +52,21 @@ def test_train_runs_the_train_module_and_hands_on_its_one_line_error(tmp_path):
     with pytest.raises(SetupError, match=r'^training failed: .*missing\.lmdb.* \(log: .*train_stdout\.log\)$'):
         recipes.train(str(tmp_path), path, lines.append)
     assert lines[0].split(': ', 1)[1].split()[1:4] == ['-m', 'amsnet_basicsr.train', '-opt']
+
+
+def test_the_folder_students_learn_from_bm3d_and_keep_the_input_block_means(tmp_path):
+    """``RECIPES['folder']``: the distill stage's target is BM3D given the measured noise (``classical_teacher``,
+    weight 1), and the student's denoise.yml keeps the input's 32-px block means; the quick recipe (tests) has
+    neither, so its runs stay seconds long."""
+    from amsnet_basicsr.config import SchemeConfig
+    from amsnet_basicsr.distill import classical
+    teacher = recipes.teacher_options(recipes.RECIPES['folder'], str(tmp_path / 'train.lmdb'), str(tmp_path / 'val'),
+                                      iters=10, seed=0)
+    data = dict(lmdb=str(tmp_path / 'train.lmdb'), teacher_lmdb=str(tmp_path / 'targets.lmdb'))
+    distill = recipes.distill_stage_options(recipes.RECIPES['folder'], data, teacher, 'teacher.pth', seed=0, iters=10)
+    assert classical.check_section(distill[classical.SECTION])['weight'] == 1.0
+    denoise = recipes.inference_options(distill, 'model.pth')
+    assert SchemeConfig.from_options(denoise).low_frequency_anchor == 32
+    quick = recipes.distill_stage_options(recipes.RECIPES['quick'], data, teacher, 'teacher.pth', seed=0, iters=10)
+    assert classical.SECTION not in quick
+    assert SchemeConfig.from_options(recipes.inference_options(quick, 'model.pth')).low_frequency_anchor is None

@@ -239,3 +239,42 @@ def test_auto_needs_a_known_architecture_and_an_explicit_integer_always_wins():
         SchemeConfig.from_section({'tile': {'size': 48, 'overlap': 8}}).resolved(unet)
     scheme = SchemeConfig.from_section({'tile': {'size': 128, 'overlap': 8}})
     assert AMSNetDenoiser(unet, scheme).scheme.size_multiple == 32 and scheme.size_multiple == 'auto'
+
+
+# ----------------------------------------------------------------------------------------------- low-frequency anchor
+class CastingStudent(torch.nn.Module):
+    """A 'denoiser' that returns the clean scene plus a colour cast: what a model used on photos unlike its
+    training photos does to the block means."""
+
+    def __init__(self, clean, cast):
+        super().__init__()
+        self.clean, self.cast = clean, torch.tensor(cast).view(1, 3, 1, 1)
+
+    def forward(self, tensor):
+        return self.clean + self.cast
+
+
+def test_the_low_frequency_anchor_removes_a_cast_and_keeps_only_the_noise_block_means():
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.rand(1, 3, 96, 80, generator=generator)
+    noise = torch.randn(1, 3, 96, 80, generator=generator) * 0.05
+    noisy = clean + noise
+    config = SchemeConfig.from_section({'single_pass': True, 'tile': {'size': None}, 'size_multiple': 1,
+                                        'low_frequency_anchor': 16})
+    anchored = AMSNetDenoiser(CastingStudent(clean, [0.08, -0.04, 0.02]), config)(noisy)
+    without_cast = AMSNetDenoiser(CastingStudent(clean, [0.0, 0.0, 0.0]), config)(noisy)
+    torch.testing.assert_close(anchored, without_cast, atol=1e-6, rtol=0)  # a constant cast is removed exactly
+    error = anchored - clean
+    assert error.mean((0, 2, 3)).abs().max() < 0.002  # the channel means are the scene's (the noise averages out)
+    # what remains is the noise averaged over 16 x 16 blocks: about 1/16 of its standard deviation, not the noise
+    assert error.std() < noise.std() / 8
+    unanchored = AMSNetDenoiser(CastingStudent(clean, [0.08, -0.04, 0.02]),
+                                SchemeConfig.from_section({'single_pass': True, 'tile': {'size': None},
+                                                           'size_multiple': 1}))(noisy)
+    assert (unanchored - clean).mean((0, 2, 3)).abs().max() > 0.07
+
+
+@pytest.mark.parametrize('value', [1, 0, -4, 2.5, 'big', True])
+def test_the_low_frequency_anchor_option_is_validated(value):
+    with pytest.raises(OptionError, match='amsnet.low_frequency_anchor must be an integer >= 2'):
+        SchemeConfig.from_section({'low_frequency_anchor': value})
