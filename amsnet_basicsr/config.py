@@ -16,8 +16,11 @@ declaration for the spandrel classes, a fact beside each of this package's archi
 :meth:`SchemeConfig.resolved`; an integer overrides it.
 
 ``chunk_size: auto`` (the default) sizes each denoiser call by a pixel budget of the device it runs on
-(:data:`CHUNK_PIXELS`): on a CPU, calls of more than ~2 images of 256x256 are slower per pixel (measured with
-``benchmarks/inference_speed.py``, ``benchmarks/results/inference_speed.md``), while a GPU wants larger batches.
+(:data:`CHUNK_PIXELS`). On a CPU the cost per pixel rises once a call's activations leave the caches: MMDB on a
+256x256 image (8 PD sub-images of 128x128) took 0.189 / 0.179 / 0.221 / 0.197 s with 1 / 2 / 4 / 8 sub-images per
+call, and its R^3 passes (256x256 each) 2.57 / 2.48 s with 1 / 2 per call (``benchmarks/inference_speed.py``,
+``docs/distillation.md``, "Chunk sizes"), so the CPU budget is two 128x128 sub-images (R^3 passes then go one per
+call); a GPU wants larger batches.
 
 """
 import math
@@ -29,7 +32,7 @@ from . import tiling
 from .errors import OptionError
 
 # pixels per denoiser call for ``chunk_size: auto``, by device type (see the module docstring)
-CHUNK_PIXELS: dict[str, int] = {'cpu': 2 * 256 * 256, 'cuda': 8 * 256 * 256}
+CHUNK_PIXELS: dict[str, int] = {'cpu': 2 * 128 * 128, 'cuda': 8 * 256 * 256}
 
 
 def is_integer(value: Any, minimum: Optional[int] = None) -> bool:

@@ -17,6 +17,9 @@ import pytest
 import torch
 import yaml
 
+# the torchvision alias basicsr 1.4.2 needs, before any test file imports basicsr (tests/core/test_scheme.py alone)
+import amsnet_basicsr.basicsr_compat  # noqa: F401
+
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:  # `import helpers`, also when benchmarks/tests/conftest.py loads this file by path
     sys.path.insert(0, str(TESTS))
