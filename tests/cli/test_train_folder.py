@@ -73,6 +73,12 @@ def process_state(pid):
         return 'gone'
 
 
+def default_sigint():
+    """In the command's process: Ctrl-C's default action, as in a terminal. A shell without job control starts
+    background jobs (a CI runner's, say) with SIGINT ignored, and the command would inherit that."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.mark.slow
 def test_killed_or_interrupted_runs_leave_no_trainer_and_never_share_a_folder(tmp_path, write_noisy_photo):
     """While a run trains, a second run on its folder is refused (the lock, which the train.py child holds too);
@@ -88,7 +94,8 @@ def test_killed_or_interrupted_runs_leave_no_trainer_and_never_share_a_folder(tm
 
     def start(*extra):
         process = subprocess.Popen([sys.executable, '-m', *arguments, *extra], cwd=tmp_path, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=default_sigint)
         for line in process.stdout:
             if 'training (pid ' in line:
                 return process, int(line.split('training (pid ')[1].split(')')[0])
