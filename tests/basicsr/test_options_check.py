@@ -65,14 +65,19 @@ OPTION_CASES = {
 }
 
 
+def refusal(parsed_options, mutate):
+    """The OptionError message check_options gives for the parsed options changed by ``mutate``."""
+    with pytest.raises(OptionError) as error:
+        check_options(parsed_options(mutate))
+    return str(error.value)
+
+
 @pytest.mark.parametrize('case', sorted(OPTION_CASES))
 def test_bad_option_is_refused_naming_the_key_and_allowed_values(parsed_options, case):
     mutate, expected = OPTION_CASES[case]
-    options = parsed_options(mutate)
-    with pytest.raises(OptionError) as error:
-        check_options(options)
+    message = refusal(parsed_options, mutate)
     for text in expected:
-        assert text in str(error.value)
+        assert text in message
 
 
 def test_an_option_nothing_reads_is_named_in_a_warning_and_the_file_still_works(tmp_path, parsed_options):
@@ -138,10 +143,8 @@ MISSPELT = {
 @pytest.mark.parametrize('case', sorted(MISSPELT))
 def test_misspelt_dataset_key_is_refused_with_the_close_match(parsed_options, case):
     mutate, expected = MISSPELT[case]
-    options = parsed_options(mutate)
-    with pytest.raises(OptionError) as error:
-        check_options(options)
-    assert str(error.value).startswith(expected), str(error.value)
+    message = refusal(parsed_options, mutate)
+    assert message.startswith(expected), message
 
 
 def test_keys_basicsr_sets_or_reads_are_accepted(tmp_path, parsed_options):
