@@ -195,8 +195,7 @@ def distill_stage_options(config: Mapping, data: Mapping, teacher: Mapping, teac
     options['val'] = {**options['val'], 'val_freq': validation_frequency(iters)}
     options['logger'] = logger_section(iters, use_tb_logger=False)
     if config.get('bm3d_weight'):  # BM3D as a second teacher (amsnet_basicsr.distill.classical)
-        options['classical_teacher'] = {'weight': config['bm3d_weight'], 'psd_scale': config['bm3d_psd_scale'],
-                                        'noise_crops': 32}
+        options['classical_teacher'] = {'weight': config['bm3d_weight'], 'psd_scale': config['bm3d_psd_scale']}
     return options
 
 

@@ -22,7 +22,7 @@ camera's noise best. Steps, each a part of this package that the other commands 
    with fixed masks) on the held-out tiles (``benchmarks/results/checkpoint_ranking.md``).
 4. Distil (stage ``distill``, AMSNet-D: :func:`amsnet_basicsr.recipes.distill_stage_options`) a single-pass
    student (``--student-iters``; 0 keeps the B-E model). Its target on each training tile is BM3D given the noise
-   the chosen model measured: the PSD and colour correlation of its B-E residuals (``classical_teacher`` with
+   measured on the flat blocks of the noisy tiles: its PSD and colour correlation (``classical_teacher`` with
    weight 1, :mod:`amsnet_basicsr.distill.classical`); the student keeps the input's 32-px block means
    (``low_frequency_anchor``: no colour cast). Denoising (``amsnet-denoise``) then covers every photo, whichever
    tiles were trained on.

@@ -58,7 +58,7 @@ import numpy as np
 import torch
 
 from amsnet_basicsr import camera_noise, demo_data
-from amsnet_basicsr.errors import SetupError, run_command
+from amsnet_basicsr.errors import OptionError, SetupError, run_command
 
 # The in-camera processing of a phone, after its (bilinear) demosaic: noise reduction, a Gaussian blur of the luma
 # (sigma in px) and, wider, of the chroma (YCrCb), then unsharp masking (sigma 1 px, this amount), 8-bit output and
@@ -277,6 +277,7 @@ def evaluate_variant(demo, variant, *, whole_photos=False, max_side=MAX_SIDE, bl
     """{'rows': [one dict per (method, setting)], 'noise': :func:`noise_statistics` of the test photos} of one
     variant: every method on the same scored images, the whole photos or their blocks (module docstring)."""
     from amsnet_basicsr import baselines
+    from amsnet_basicsr.distill import classical
     from amsnet_basicsr.inference import AMSNetDenoiser
     from amsnet_basicsr.models.adaptation import adapted
     from amsnet_basicsr.recipes import RECIPES, scores, to_uint8
@@ -324,6 +325,12 @@ def evaluate_variant(demo, variant, *, whole_photos=False, max_side=MAX_SIDE, bl
         outputs = [to_uint8(filter_fn(noisy, factor)) for _, noisy, _ in images]
         add(name, f'{factor:g} x noise estimate, tuned on the demo\'s validation block', outputs,
             time.perf_counter() - start)
+    noise_model = classical.estimate_noise([noisy for _, noisy, _ in photos])
+    psd_scale = RECIPES['folder']['bm3d_psd_scale']
+    start = time.perf_counter()
+    outputs = [to_uint8(classical.bm3d_denoise(noisy, noise_model, psd_scale=psd_scale)) for _, noisy, _ in images]
+    add('BM3D, correlated noise', f'PSD measured on the flat blocks of these noisy photos, x {psd_scale:g} (the '
+        'teacher of amsnet-train-folder)', outputs, time.perf_counter() - start)
     add_models('the demo\'s model (other photos, the tuning camera)', demo, with_b=True)
     if adapt_steps:
         teacher = AMSNetDenoiser.from_options(*demo['teacher'])
@@ -448,10 +455,16 @@ def run(argv=None):
                         'each per variant and seed)')
     parser.add_argument('--variants', nargs='+', type=int, help='indices of VARIANTS to run (default: all): ' +
                         '; '.join(f'{index} {name}' for index, name in enumerate(VARIANTS)))
+    parser.add_argument('--seeds', nargs='+', type=int, help='noise and training seeds, each run with the settings '
+                        'of the one --demo folder (default: the seed of each --demo run)')
     parser.add_argument('--quick', action='store_true', help='amsnet-train-folder --quick (seconds; for tests)')
     args = parser.parse_args(argv)
+    if args.seeds and len(args.demo) > 1:
+        raise OptionError('--seeds: give one --demo folder (its settings are used for every seed)')
     torch.set_num_threads(1)
     demos = [load_demo(folder) for folder in args.demo]
+    if args.seeds:
+        demos = [dict(demos[0], seed=seed) for seed in args.seeds]
     names = list(VARIANTS)
     chosen = [names[index] for index in args.variants] if args.variants else names
     train_dir = osp.join(args.out, 'train_folder_runs')

@@ -7,9 +7,9 @@ LMDB ``datasets.train.dataroot_gt`` that BasicSR's ``PairedImageDataset`` then r
 crops are read.
 
 With a ``classical_teacher`` section (``{weight: w, psd_scale: s, noise_crops: n}``) the target is
-``w * BM3D + (1 - w) * teacher``: BM3D given the noise's power spectral density, which is measured from the teacher's
-residuals on ``n`` evenly spaced crops before any target is written (:mod:`amsnet_basicsr.distill.classical`; the
-measurement is recorded with the settings).
+``w * BM3D + (1 - w) * teacher``: BM3D given the noise's power spectral density, which is measured on the flat parts
+of ``n`` evenly spaced noisy crops before any target is written (:mod:`amsnet_basicsr.distill.classical`; the
+measurement is recorded with the settings). With ``w = 1`` the AMSNet teacher is not run.
 
 Restartable and never half-written: crops are committed one by one into ``<output>.partial/`` as they are
 computed; a rerun with the same teacher, weights (SHA-256), scheme and source continues where the last run
@@ -57,7 +57,7 @@ def prepare_targets(opt: Mapping[str, Any], *, force: bool = False, device: str 
     source, output = _check_paths(opt, force)
     keys = _lmdb_keys(source)
     teacher, config = build_teacher(opt, device)
-    classical = _classical_teacher(opt, teacher, config, source, keys, device)
+    classical = _classical_teacher(opt, source, keys)
     settings = _settings(opt, config, source, output, len(keys))
     if classical is not None:
         settings[classical_teacher.SECTION] = dict(classical['section'], noise=classical['noise'].as_dict())
@@ -66,8 +66,9 @@ def prepare_targets(opt: Mapping[str, Any], *, force: bool = False, device: str 
     label = (f'teacher {opt["network_teacher"]["type"]} ({opt["path"]["pretrain_network_teacher"]}): {len(keys)} '
              f'noisy crops of {source} -> {output}')
     if classical is not None:
-        label += (f'; target = {classical["section"]["weight"]:g} x BM3D (the noise PSD measured on '
-                  f'{classical["section"]["noise_crops"]} crops) + {1 - classical["section"]["weight"]:g} x teacher')
+        weight = classical['section']['weight']
+        label += (f'; target = {weight:g} x BM3D (the noise PSD measured on {classical["section"]["noise_crops"]} '
+                  f'noisy crops) + {1 - weight:g} x teacher')
     computed = _write_targets(teacher, config, source, partial, keys, device, progress,
                               lambda done: log(f'{label} ({done} already done)'), classical=classical)
     _publish(partial_root, partial, output, keys, settings)
@@ -121,10 +122,9 @@ def _open_partial(output: str, settings: Dict[str, Any], log: Log) -> Tuple[str,
     return partial_root, osp.join(partial_root, osp.basename(output))
 
 
-def _classical_teacher(opt: Mapping[str, Any], teacher: torch.nn.Module, config: SchemeConfig, source: str,
-                       keys: Sequence[str], device: str) -> Optional[Dict[str, Any]]:
+def _classical_teacher(opt: Mapping[str, Any], source: str, keys: Sequence[str]) -> Optional[Dict[str, Any]]:
     """The checked ``classical_teacher`` section and the :class:`~amsnet_basicsr.distill.classical.NoiseModel`
-    measured from the teacher's residuals on ``noise_crops`` evenly spaced crops; None without the section."""
+    measured on ``noise_crops`` evenly spaced noisy crops; None without the section."""
     section = opt.get(classical_teacher.SECTION)
     if section is None:
         return None
@@ -138,8 +138,7 @@ def _classical_teacher(opt: Mapping[str, Any], teacher: torch.nn.Module, config:
             noisy = [_stored_rgb(txn, source, key) for key in chosen]
     finally:
         env.close()
-    pairs = [(image, _teacher_rgb(teacher, config, image, device)) for image in noisy]
-    return dict(section=section, noise=classical_teacher.estimate_noise(pairs))
+    return dict(section=section, noise=classical_teacher.estimate_noise(noisy))
 
 
 def _write_targets(teacher: torch.nn.Module, config: SchemeConfig, source: str, partial: str, keys: Sequence[str],
@@ -180,9 +179,9 @@ def _target_png(teacher: torch.nn.Module, config: SchemeConfig, content: bytes, 
     """The PNG bytes (8-bit BGR, BasicSR's LMDB convention) of the target of one stored noisy crop: the teacher's
     output, mixed with BM3D's by the ``classical_teacher`` weight when there is one."""
     noisy = np.ascontiguousarray(image_io.to_float_bgr(image_io.decode(content, name))[..., ::-1])
-    target = _teacher_rgb(teacher, config, noisy, device)
-    if classical is not None and classical['section']['weight'] > 0:
-        weight = classical['section']['weight']
+    weight = 0 if classical is None else classical['section']['weight']
+    target = _teacher_rgb(teacher, config, noisy, device) if weight < 1 else 0
+    if weight > 0:
         bm3d_estimate = classical_teacher.bm3d_denoise(noisy, classical['noise'],
                                                        psd_scale=classical['section']['psd_scale'])
         target = weight * bm3d_estimate + (1 - weight) * target

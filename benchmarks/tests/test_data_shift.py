@@ -143,7 +143,7 @@ def test_bench_evaluates_a_demo_runs_settings_on_the_variants(tmp_path):
     result = subprocess.run([sys.executable, '-m', 'amsnet_basicsr.demo', '--quick', '--out', str(demo)], env=env,
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    bench = subprocess.run([sys.executable, str(SCRIPT), '--demo', str(demo), str(demo),
+    bench = subprocess.run([sys.executable, str(SCRIPT), '--demo', str(demo), '--seeds', '0', '0',
                             '--out', str(tmp_path / 'bench'), '--block', '48', '--limit', '1', '--adapt-steps', '2',
                             '--variants', '5', '--train-on', 'test-photos', 'other-photos', '--quick'], env=env,
                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -156,17 +156,18 @@ def test_bench_evaluates_a_demo_runs_settings_on_the_variants(tmp_path):
         assert methods[0] == ('noisy input', '')
         nlm = f'{chosen["OpenCV NLM"]:g} x noise estimate, tuned on the demo\'s validation block'
         assert ('OpenCV NLM', nlm) in methods
-        assert methods[6][0] == data_shift.ENSEMBLE_STUDENT
-        assert methods[7] == ('AMSNet-B-E + adaptation (per block)', 'the demo\'s model, amsnet-denoise --adapt 2')
+        assert methods[3][0] == 'BM3D, correlated noise'  # the PSD measured on the noisy photos themselves
+        assert methods[7][0] == data_shift.ENSEMBLE_STUDENT
+        assert methods[8] == ('AMSNet-B-E + adaptation (per block)', 'the demo\'s model, amsnet-denoise --adapt 2')
         trained = ['AMSNet-B-E (MMDB + R3)', 'AMSNet-D student (one pass)', data_shift.ENSEMBLE_STUDENT]
-        assert [method for method, setting in methods[8:]] == trained * 2
-        assert all(setting.startswith(data_shift.TRAINING_SETS['test-photos']) for _, setting in methods[8:11])
-        assert all(setting.startswith(data_shift.TRAINING_SETS['other-photos']) for _, setting in methods[11:])
+        assert [method for method, setting in methods[9:]] == trained * 2
+        assert all(setting.startswith(data_shift.TRAINING_SETS['test-photos']) for _, setting in methods[9:12])
+        assert all(setting.startswith(data_shift.TRAINING_SETS['other-photos']) for _, setting in methods[12:])
         assert all(0 < row['psnr'] < 100 and row['cast'] >= 0 and row['low_frequency'] > 0 for row in rows)
         # the same seed twice, the same numbers (training resumed, not redone); BM3D's first call differs by ~1e-4 dB
         assert all(row['psnr_std'] < 1e-3 for row in rows), rows
-        assert all(row['train_cpu_seconds'] > 0 and row['train_seconds'] > 0 for row in rows[8:])
-        assert all(row['train_seconds'] is None for row in rows[:8])
+        assert all(row['train_cpu_seconds'] > 0 and row['train_seconds'] > 0 for row in rows[9:])
+        assert all(row['train_seconds'] is None for row in rows[:9])
         assert all(row['megapixels_per_second'] > 0 for row in rows[1:])
     noise = report['noise'][list(data_shift.VARIANTS)[5]]
     assert noise['lags'] == list(data_shift.LAGS) and len(noise['autocorrelation']) == len(data_shift.LAGS)
@@ -183,3 +184,6 @@ def test_bench_evaluates_a_demo_runs_settings_on_the_variants(tmp_path):
     missing = subprocess.run([sys.executable, str(SCRIPT), '--demo', str(tmp_path), '--out',
                               str(tmp_path / 'x')], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and 'no teacher options' in missing.stderr
+    two = subprocess.run([sys.executable, str(SCRIPT), '--demo', str(demo), str(demo), '--seeds', '1', '--out',
+                          str(tmp_path / 'x')], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert two.returncode == 2 and '--seeds: give one --demo folder' in two.stderr

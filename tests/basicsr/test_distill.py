@@ -240,7 +240,7 @@ def decoded(content):
 def test_bm3d_as_second_teacher_mixes_its_output_with_the_recorded_noise_model(tmp_path, image_folders,
                                                                                 teacher_weights, noisy_lmdb):
     """``classical_teacher``: weight 0 writes exactly the teacher's targets; weight 1 writes BM3D's output for the
-    noise model measured from the teacher's residuals (recorded in amsnet_teacher.json); 0.5 lies between."""
+    noise model measured on the noisy crops (recorded in amsnet_teacher.json); 0.5 lies between."""
     written = {}
     for weight in (0, 0.5, 1):
         targets = tmp_path / f'targets_{weight}.lmdb'

@@ -1,5 +1,5 @@
-"""BM3D as a second teacher (amsnet_basicsr.distill.classical): the noise model measured from residuals alone, its
-PSD, and BM3D given it."""
+"""BM3D as a second teacher (amsnet_basicsr.distill.classical): the noise model measured on the flat blocks of noisy
+crops alone, its PSD, and BM3D given it."""
 import numpy as np
 import pytest
 
@@ -17,14 +17,20 @@ def box_noise(rng, height, width, mixing=None):
     return noise if mixing is None else noise @ np.asarray(mixing).T
 
 
+def on_grey(noise):
+    """``noise`` on a mid-grey image: every block is flat and none is clipped."""
+    return 0.5 + noise
+
+
 def test_the_measured_autocorrelation_is_the_noise_s_with_the_bartlett_taper():
     rng = np.random.default_rng(0)
-    pairs = [(box_noise(rng, 128, 128) * 0.05, np.zeros((128, 128, 3))) for _ in range(4)]
-    model = classical.estimate_noise(pairs, radius=RADIUS)
+    crops = [on_grey(box_noise(rng, 128, 128) * 0.05) for _ in range(4)]
+    model = classical.estimate_noise(crops, radius=RADIUS, fraction=1)
     centre = model.autocorrelation[RADIUS, RADIUS]
     normalised = model.autocorrelation / centre
     taper = 1 - np.arange(RADIUS + 1) / (RADIUS + 1)
-    # 4 crops of 128^2: the sample correlation's standard error is ~1 / 256 per lag; 0.03 is ~8 of them
+    # 4 crops of 128^2: the sample correlation's standard error is ~1 / 256 per lag; 0.03 is ~8 of them (the plane
+    # fit per 32-px block lowers the correlations by ~0.01: the variance of a plane through correlated noise)
     np.testing.assert_allclose(normalised[RADIUS, RADIUS + 1], 0.5 * taper[1], atol=0.03)
     np.testing.assert_allclose(normalised[RADIUS + 1, RADIUS], 0.5 * taper[1], atol=0.03)
     np.testing.assert_allclose(normalised[RADIUS + 1, RADIUS + 1], 0.25 * taper[1] ** 2, atol=0.03)
@@ -36,18 +42,17 @@ def test_the_colour_transform_decorrelates_mixed_channels_and_keeps_the_noise_va
     rng = np.random.default_rng(1)
     mixing = [[1.0, 0.6, 0.1], [0.2, 1.0, 0.5], [0.4, 0.0, 1.0]]
     noise = box_noise(rng, 256, 256, mixing) * 0.05
-    model = classical.estimate_noise([(noise, np.zeros_like(noise))], radius=RADIUS)
+    model = classical.estimate_noise([on_grey(noise)], radius=RADIUS, fraction=1)
     transformed = (noise - noise.mean((0, 1))).reshape(-1, 3) @ model.transform.T
     correlation = np.corrcoef(transformed.T)
-    assert np.abs(correlation - np.eye(3)).max() < 1e-6  # whitened, then the orthogonal opponent rows
+    assert np.abs(correlation - np.eye(3)).max() < 0.02  # whitened, then the orthogonal opponent rows
     assert np.abs(np.corrcoef(noise.reshape(-1, 3).T) - np.eye(3)).max() > 0.3  # the input's were not
-    np.testing.assert_allclose(model.autocorrelation[RADIUS, RADIUS], transformed.var(0), rtol=0.02)
+    np.testing.assert_allclose(model.autocorrelation[RADIUS, RADIUS], transformed.var(0), rtol=0.05)
 
 
 def test_the_psd_is_the_fourier_transform_of_the_tapered_autocorrelation():
     rng = np.random.default_rng(2)
-    noise = box_noise(rng, 96, 96) * 0.1
-    model = classical.estimate_noise([(noise, np.zeros_like(noise))], radius=RADIUS)
+    model = classical.estimate_noise([on_grey(box_noise(rng, 96, 96) * 0.1)], radius=RADIUS)
     psd = model.psd(64, 80)
     assert psd.shape == (64, 80, 3) and (psd > 0).all()
     back = np.real(np.fft.ifft2(psd / (64 * 80), axes=(0, 1)))  # bm3d's convention: white s^2 -> s^2 * H * W
@@ -57,28 +62,44 @@ def test_the_psd_is_the_fourier_transform_of_the_tapered_autocorrelation():
     np.testing.assert_allclose(white.psd(16, 16), 0.01 * 16 * 16)
 
 
-def test_the_noise_is_measured_from_residuals_not_from_the_signal():
+def test_the_noise_is_measured_on_the_flattest_blocks_only():
+    """Left half: a brightness ramp (flat once a plane is fitted); right half: texture far stronger than the noise.
+    With half of the blocks kept, the model is exactly the one of the left half alone."""
     rng = np.random.default_rng(3)
-    scene = np.clip(np.cumsum(rng.normal(size=(128, 128, 3)) * 0.02, axis=1) + 0.5, 0, 1)
-    noise = box_noise(rng, 128, 128) * 0.05
-    from_residual = classical.estimate_noise([(scene + noise, scene)], radius=RADIUS)
-    from_noise = classical.estimate_noise([(noise, np.zeros_like(noise))], radius=RADIUS)
-    np.testing.assert_allclose(from_residual.autocorrelation, from_noise.autocorrelation, atol=1e-12)
+    rows, cols = np.mgrid[0:128, 0:128] / 128
+    scene = np.repeat((0.3 + 0.3 * rows + 0.2 * cols)[..., None], 3, axis=2)
+    scene[:, 64:] += 0.2 * np.sign(np.sin(40 * rows[:, 64:, None] + 30 * cols[:, 64:, None] + np.arange(3)))
+    noisy = scene + box_noise(rng, 128, 128) * 0.03
+    model = classical.estimate_noise([noisy], radius=RADIUS, fraction=0.5)
+    left = classical.estimate_noise([noisy[:, :64]], radius=RADIUS, fraction=1)
+    np.testing.assert_allclose(model.autocorrelation, left.autocorrelation, atol=1e-12)
+    np.testing.assert_allclose(model.transform, left.transform, atol=1e-12)
+
+
+def test_clipped_blocks_are_left_out():
+    rng = np.random.default_rng(5)
+    noise = box_noise(rng, 64, 64) * 0.03
+    black_and_grey = np.concatenate([np.clip(noise, 0, 1), on_grey(noise)], axis=1)
+    model = classical.estimate_noise([black_and_grey], radius=RADIUS, fraction=1)
+    grey = classical.estimate_noise([on_grey(noise)], radius=RADIUS, fraction=1)
+    np.testing.assert_allclose(model.autocorrelation, grey.autocorrelation, atol=1e-12)
+    with pytest.raises(ValueError, match='not black or white'):
+        classical.estimate_noise([np.clip(noise, 0, 1)], radius=RADIUS)
 
 
 @pytest.mark.slow
 def test_bm3d_given_the_measured_psd_beats_bm3d_told_white_noise_of_the_same_variance():
-    """The point of the measurement: on noise correlated over 2 px, BM3D with the PSD measured from the residual
-    removes more of it than BM3D with the right standard deviation but a white PSD: measured 35.7-35.8 against
-    30.9-31.3 dB (noisy 24.4-24.5) over the noise seeds 4-6 with bm3d 4.0.3 / bm4d 4.2.5 (numpy and bm3d only: no
-    torch in the path); the 2 dB margin is under half of the smallest gap (4.5 dB)."""
+    """The point of the measurement: on noise correlated over 2 px, BM3D with the PSD measured on the noisy image
+    alone removes more of it than BM3D with the right standard deviation but a white PSD: measured 35.8-35.9 against
+    30.9-31.3 dB (noisy 24.4-24.5) over the noise seeds 4-6 with bm3d 4.0.3 / bm4d 4.2.5 / OpenCV 5.1
+    (numpy, OpenCV and bm3d only: no torch in the path); the 2 dB margin is under half of the smallest gap (4.5 dB)."""
     import bm3d
     rng = np.random.default_rng(4)
     y, x = np.mgrid[0:128, 0:128] / 128
     clean = np.stack([0.5 + 0.3 * np.sin(6 * x), 0.4 + 0.3 * y, 0.3 + 0.2 * np.cos(5 * (x + y))], axis=-1)
     noise = box_noise(rng, 128, 128) * 0.06
     noisy = clean + noise
-    model = classical.estimate_noise([(noisy, clean)], radius=RADIUS)
+    model = classical.estimate_noise([noisy], radius=RADIUS)
     with_psd = classical.bm3d_denoise(noisy, model, psd_scale=1.0)
     told_white = np.clip(bm3d.bm3d_rgb(noisy, float(noise.std())), 0, 1)
 
