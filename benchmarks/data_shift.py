@@ -407,8 +407,9 @@ def markdown(table, *, seeds, demo_folders, command, whole_photos):
 
     scored = ('the whole test photos, every method (the filters too)' if whole_photos else
               'the test photos\' blocks, every method on the same blocks')
-    lines = ['# Data-shift bench', '', f'Command: `{command}`; settings from the demo runs in '
-             f'{", ".join(f"`{folder}`" for folder in demo_folders)} (seeds {", ".join(map(str, seeds))}).', '',
+    folders = ', '.join(f'`{folder}`' for folder in dict.fromkeys(demo_folders))
+    lines = ['# Data-shift bench', '', f'Command: `{command}`; settings from the demo run(s) in {folders}; noise and '
+             f'training seeds {", ".join(map(str, seeds))}.', '',
              f'Scored on {scored}. PSNR / SSIM to the clean image' +
              (' (mean ± standard deviation over seeds)' if spread else '') +
              '; cast: largest absolute per-channel mean error of an image, averaged over images; mean error: per '
