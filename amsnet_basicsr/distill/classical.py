@@ -19,8 +19,8 @@ standard deviation misleads it. The PSD is measured here from the noisy crops al
    autocorrelation (times ``psd_scale``), then back to RGB.
 
 :func:`amsnet_basicsr.distill.targets.prepare_targets` mixes this output into the teacher's target with the weight
-``classical_teacher.weight``; the student still runs once per image. Pure numpy + ``bm3d``; no clean image, no
-global state.
+``classical_teacher.weight``; the student still runs once per image. Pure numpy + ``bm3d`` (and OpenCV's Gaussian
+blur); no clean image, no global state.
 """
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Tuple
@@ -89,15 +89,21 @@ def autocorrelation(residual: np.ndarray, *, radius: int) -> Tuple[np.ndarray, n
     return sums, np.broadcast_to(counts, sums.shape)
 
 
-def flat_residuals(crop: np.ndarray, *, block: int) -> list:
-    """(flatness, residual) of every ``block`` x ``block`` block of the (H, W, 3) float RGB ``crop`` that is not near
-    black or white: the residual of a per-channel plane fit is the noise where the block is flat; flatness is the
-    mean square of the same fit's residual on the crop blurred by a Gaussian of 2 px (mostly signal)."""
-    import cv2
-    crop = np.asarray(crop, np.float64)
+def plane_fit_residual_operator(block: int) -> np.ndarray:
+    """(block^2, block^2): a flattened ``block`` x ``block`` channel -> its residual after a least-squares plane fit."""
     rows, cols = np.mgrid[0:block, 0:block]
     design = np.stack([rows.ravel(), cols.ravel(), np.ones(block * block)], axis=1)
-    off_plane = np.eye(block * block) - design @ np.linalg.pinv(design)
+    return np.eye(block * block) - design @ np.linalg.pinv(design)
+
+
+def flat_residuals(crop: np.ndarray, off_plane: np.ndarray) -> list:
+    """(flatness, residual) of every block of the (H, W, 3) float RGB ``crop`` that is not near black or white, the
+    block side given by ``off_plane`` (:func:`plane_fit_residual_operator`): the residual of a per-channel plane fit
+    is the noise where the block is flat; flatness is the mean square of the same fit's residual on the crop blurred
+    by a Gaussian of 2 px (mostly signal)."""
+    import cv2
+    block = int(round(np.sqrt(off_plane.shape[0])))
+    crop = np.asarray(crop, np.float64)
     blurred = cv2.GaussianBlur(crop, (0, 0), 2.0)
     found = []
     for top in range(0, crop.shape[0] - block + 1, block):
@@ -116,7 +122,8 @@ def estimate_noise(crops: Iterable[np.ndarray], *, radius: int = RADIUS, block: 
     """The :class:`NoiseModel` of noisy float RGB (H, W, 3) ``crops``: the plane-fit residuals of their flattest
     blocks (:func:`flat_residuals`), their pooled channel covariance and, after :func:`decorrelating_transform`,
     their pooled per-channel autocorrelation at lags up to ``radius``, Bartlett-tapered (module docstring, step 1)."""
-    blocks = sorted((found for crop in crops for found in flat_residuals(crop, block=block)), key=lambda f: f[0])
+    off_plane = plane_fit_residual_operator(block)
+    blocks = sorted((found for crop in crops for found in flat_residuals(crop, off_plane)), key=lambda f: f[0])
     if not blocks:
         raise ValueError(f'estimate_noise needs crops of at least {block} x {block} px that are not black or white')
     residuals = [residual for _, residual in blocks[:max(1, int(len(blocks) * fraction))]]
