@@ -17,6 +17,7 @@ computes NAFNet's function with NAFNet's gradients: training is unchanged and NA
 pixel sees only a bounded neighbourhood, the same in a tile as in the whole image away from the tile's edges.
 """
 import torch
+import torch.nn.functional as F
 from spandrel.architectures.NAFNet import NAFNet
 from torch import nn
 
@@ -48,6 +49,27 @@ def local_mean(x, radius):
     counts = [(index + radius + 1).clamp(max=size) - (index - radius).clamp(min=0)
               for index, size in ((rows, height), (cols, width))]
     return sums * (counts[0][:, None] * counts[1][None, :]).to(x.dtype).reciprocal()
+
+
+class ChannelLayerNorm(nn.Module):
+    """NAFNet's ``LayerNorm2d`` (each pixel's channels normalised, then scaled by ``weight`` and shifted by ``bias``)
+    as one fused ``F.layer_norm`` over the channels-last view: the same function, parameters and names, in one pass
+    over the map instead of spandrel's six (``benchmarks/results/inference_speed.md``, "Memory format"). Under
+    ``torch.export`` (``amsnet-export``) it is written out as spandrel's, whose graph keeps the batch size dynamic.
+    """
+
+    def __init__(self, channels, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x):
+        if torch.compiler.is_exporting():
+            centred = x - x.mean(1, keepdim=True)
+            normalised = centred / (centred.square().mean(1, keepdim=True) + self.eps).sqrt()
+            return self.weight.view(1, -1, 1, 1) * normalised + self.bias.view(1, -1, 1, 1)
+        return F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
 
 
 class LocalAvgPool2d(nn.Module):
@@ -82,3 +104,5 @@ class LocalNAFNet(NAFNet):
         for blocks, level in levels:
             for block in blocks:
                 block.sca[0] = LocalAvgPool2d((crop >> level) - 1)
+                block.norm1, block.norm2 = (ChannelLayerNorm(norm.weight.numel(), norm.eps)
+                                            for norm in (block.norm1, block.norm2))
