@@ -81,8 +81,7 @@ def export(options, checkpoint, output, *, force=False, tolerance=1e-4, log=prin
     if existing and not force:
         raise SetupError(f'{", ".join(existing)} exists (use --force to overwrite)')
     ort = onnxruntime_module()
-    # NCHW weights: a channels-last graph makes torch.export fix the batch size (torch 2.14)
-    net = build_denoiser(options, checkpoint).to(memory_format=torch.contiguous_format)
+    net = build_denoiser(options, checkpoint)
     config = config.resolved(net)  # amsnet.size_multiple: auto -> the network's own, recorded in the sidecar
     channels = model_channels(net, options.get('network_g'))
     log(f'exporting {options["network_g"]["type"]} ({sum(p.numel() for p in net.parameters()):,} parameters) '

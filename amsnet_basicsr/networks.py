@@ -3,8 +3,8 @@ and load a BasicSR checkpoint into it (strictly).
 
 Used by :class:`amsnet_basicsr.inference.AMSNetDenoiser` (``amsnet-denoise``), ``amsnet-export``, the teacher of
 stage ``distill`` (:func:`amsnet_basicsr.distill.build_teacher`) and the start-up checks
-(:mod:`amsnet_basicsr.options_check`); registration is the caller's business (import :mod:`amsnet_basicsr.plugin`
-first).
+(:mod:`amsnet_basicsr.options_check`). Importing it registers the AMSNet denoisers (:mod:`amsnet_basicsr.archs`);
+BasicSR's datasets, losses and models are :mod:`amsnet_basicsr.plugin`'s.
 """
 import inspect
 import os.path as osp
@@ -97,9 +97,7 @@ def check_network_options(opt, key='network_g'):
 
 def build_denoiser(options, checkpoint_path, param_key='auto', device='cpu', *, label='g'):
     """``network_<label>`` of the options with the checkpoint's weights, in eval mode on ``device``
-    (``path.param_key_<label>`` chooses ``params`` / ``params_ema`` when ``param_key`` is auto). On the CPU its
-    weights are channels-last (NHWC): oneDNN's convolutions then run 1.4-2x faster, the function and the weights'
-    values unchanged (``benchmarks/results/inference_speed.md``, "Memory format")."""
+    (``path.param_key_<label>`` chooses ``params`` / ``params_ema`` when ``param_key`` is auto)."""
     key = f'network_{label}'
     # unknown type / arguments: one line naming the key; a constructor bug: traceback
     check_network_options(options, key)
@@ -118,8 +116,7 @@ def build_denoiser(options, checkpoint_path, param_key='auto', device='cpu', *, 
     except RuntimeError as error:
         raise SetupError(f'checkpoint {checkpoint_path} does not match {key} '
                          f'{options[key].get("type")}: {" ".join(str(error).split())}') from error
-    net = net.to(device).eval()
-    return net.to(memory_format=torch.channels_last) if torch.device(device).type == 'cpu' else net
+    return net.to(device).eval()
 
 
 CHANNEL_KEYS = ('in_nc', 'inp_channels', 'in_channels', 'img_channel', 'num_in_ch', 'in_chans')

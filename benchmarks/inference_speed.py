@@ -6,7 +6,8 @@
 
 Measured tables: ``benchmarks/results/inference_speed.md``.
 
-Sections (``--sections``, default ``blocks,student,tiling``; ``large`` runs when ``--megapixels`` is given):
+Sections (``--sections``, default ``blocks,student,tiling``; ``large`` runs when ``--megapixels`` is given, ``photo``
+when ``--photo-options`` is):
 
 blocks   A 256x256 RGB input. ``--chunk-sizes`` (default ``auto``: the pixel budget ``amsnet.chunk_size: auto``
          uses on this device, printed with the rows) compares how many denoiser passes go into one call. Seconds
@@ -27,6 +28,9 @@ large    A ``--megapixels`` image (3:2, default 24 MP = 6000x4000) denoised tile
          seconds, seconds per megapixel, peak RSS (CPU, ru_maxrss) or torch.cuda.max_memory_allocated (GPU); the
          same for a ``--compare-megapixels`` image (default 2) tiled and untiled, to show memory is set by the tile
          size.
+photo    ``--photo-options`` (a ``denoise.yml`` of ``amsnet-train-folder``) on a ``--photo-megapixels`` image (3:2,
+         default 3 and 12) through ``AMSNetDenoiser``, as ``amsnet-denoise`` runs it (on the CPU: channels-last
+         tiles), and the same tiles in NCHW: seconds and megapixels per second.
 
 Chunk sizes are spelled as in ``amsnet-denoise --chunk-size`` (:func:`amsnet_basicsr.denoise.chunk_size_flag`):
 ``auto`` (the pixel budget of ``amsnet.chunk_size: auto`` on this device), ``all`` (every pass in one call:
@@ -397,6 +401,28 @@ def bench_large(args):
     return results
 
 
+# --------------------------------------------------------------------------------------------------- photo
+def bench_photo(args, device):
+    """MP/s of a trained ``denoise.yml`` on whole photos: the product's call (on the CPU the network gets channels-last
+    tiles) against the same tiling call on NCHW tiles (the anchor and the strength blend left out)."""
+    denoiser = AMSNetDenoiser.from_options(args.photo_options, device=device)
+    print(f'\n== photos ({args.photo_options}: {denoiser.net.__class__.__name__}, tile {denoiser.scheme.tile.size} / '
+          f'{denoiser.scheme.tile.overlap})')
+    nchw_tiles = dict(masks=PositionalMasks(denoiser.scheme.seed), **denoiser.scheme.inference_kwargs(device.type),
+                      device=device)
+    results = []
+    for megapixels in args.photo_megapixels:
+        image = test_image(*size_for(megapixels), device)
+        for name, run in (('amsnet-denoise', denoiser),
+                          ('NCHW tiles', lambda photo: tiling.denoise_image(denoiser.net, photo, **nchw_tiles))):
+            seconds = timed(lambda photo=image, run=run: run(photo), device, args.repeats, clock=CLOCKS[args.clock])
+            results.append(dict(megapixels=megapixels, height=image.shape[2], width=image.shape[3], path=name,
+                                seconds=seconds))
+            print(f'{image.shape[2]}x{image.shape[3]} ({image[0, 0].numel() / 1e6:.1f} MP), {name:14}: '
+                  f'{seconds:.2f} s = {image[0, 0].numel() / seconds / 1e6:.2f} MP/s')
+    return results
+
+
 def parse_size(text):
     height, width = text.lower().split('x')
     return int(height), int(width)
@@ -411,7 +437,7 @@ def parse_args(argv=None):
     parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=list(PRECISIONS),
                         help='autocast dtypes for the blocks section (the first one for the large section)')
     parser.add_argument('--sections', default='blocks,student,tiling',
-                        help='comma list of blocks, student, tiling, large')
+                        help='comma list of blocks, student, tiling, large, photo')
     parser.add_argument('--num-branches', type=int, default=2)
     parser.add_argument('--r3-times', type=int, default=8)
     parser.add_argument('--chunk-size', type=chunk_flag, default=8,
@@ -432,6 +458,8 @@ def parse_args(argv=None):
     parser.add_argument('--compare-megapixels', type=float, default=2.0,
                         help='also a smaller image tiled and untiled (0 = skip)')
     parser.add_argument('--large-r3', action='store_true', help='R3 on in the large section')
+    parser.add_argument('--photo-options', help='photo section: a denoise.yml written by amsnet-train-folder')
+    parser.add_argument('--photo-megapixels', type=float, nargs='+', default=[3.0, 12.0])
     parser.add_argument('--json', help='also write all results to this JSON file')
     parser.add_argument('--child', type=parse_size, dest='child_size', help=argparse.SUPPRESS)
     parser.add_argument('--untiled', action='store_true', dest='child_untiled', help=argparse.SUPPRESS)
@@ -450,6 +478,8 @@ def main(argv=None):
     sections = set(args.sections.split(','))
     if args.megapixels:
         sections.add('large')
+    if args.photo_options:
+        sections.add('photo')
     print(machine_line(device))
     report = dict(arch=args.arch, size=args.size, device=args.device, threads=torch.get_num_threads(),
                   load_before=os.getloadavg())
@@ -462,6 +492,8 @@ def main(argv=None):
     if 'large' in sections:
         args.megapixels = args.megapixels or 24.0
         report['large'] = bench_large(args)
+    if 'photo' in sections:
+        report['photo'] = bench_photo(args, device)
     report['load_after'] = os.getloadavg()
     print(f'\nload average after: {", ".join(f"{value:.2f}" for value in report["load_after"])}')
     if args.json:

@@ -12,7 +12,8 @@ Here the window is chosen so that the replacement is exact on the training crops
 the pixels inside, ``count_include_pad=False``), with ``n = train_size * 2 ** -level`` the side of a training crop
 there (``train_size`` rounded up to NAFNet's padding multiple ``2 ** len(enc_blk_nums)``). On a map of at most ``n``
 pixels per side every window covers the whole map, so on every crop no larger than ``train_size`` the network
-computes NAFNet's function with NAFNet's gradients: training is unchanged and NAFNet weights load with
+computes NAFNet's function with NAFNet's gradients (to float rounding; its LayerNorms are fused:
+:class:`ChannelLayerNorm`): training is unchanged and NAFNet weights load with
 ``strict=True`` (same constructor arguments and parameter names, plus ``train_size``). On a larger input every
 pixel sees only a bounded neighbourhood, the same in a tile as in the whole image away from the tile's edges.
 """
@@ -53,12 +54,12 @@ def local_mean(x, radius):
 
 class ChannelLayerNorm(nn.Module):
     """NAFNet's ``LayerNorm2d`` (each pixel's channels normalised, then scaled by ``weight`` and shifted by ``bias``)
-    as one fused ``F.layer_norm`` over the channels-last view: the same function, parameters and names, in one pass
-    over the map instead of spandrel's six (``benchmarks/results/inference_speed.md``, "Memory format"). Under
-    ``torch.export`` (``amsnet-export``) it is written out as spandrel's, whose graph keeps the batch size dynamic.
-    """
+    as one fused ``F.layer_norm`` over the channels-last view: the same function (to float rounding), parameters and
+    names, in one pass over the map instead of spandrel's six (``benchmarks/results/inference_speed.md``, "Memory
+    format"). Under ``torch.export`` (``amsnet-export``) it is written out as spandrel's, whose graph keeps the batch
+    size dynamic."""
 
-    def __init__(self, channels, eps):
+    def __init__(self, channels, *, eps):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
@@ -90,7 +91,8 @@ class LocalAvgPool2d(nn.Module):
 class LocalNAFNet(NAFNet):
     """NAFNet whose SCA pools over a local window tied to the training crop ``train_size`` (module docstring; TLC,
     Chu et al. ECCV 2022): equal to ``NAFNet`` with the same weights on inputs of at most ``train_size`` pixels a
-    side, local (a bounded receptive field per pooling) on larger ones."""
+    side, local (a bounded receptive field per pooling) on larger ones. Its LayerNorms are :class:`ChannelLayerNorm`
+    (NAFNet's, fused)."""
 
     def __init__(self, *, img_channel=3, width=16, middle_blk_num=1, enc_blk_nums=(), dec_blk_nums=(), train_size=64):
         super().__init__(img_channel=img_channel, width=width, middle_blk_num=middle_blk_num,
@@ -104,5 +106,5 @@ class LocalNAFNet(NAFNet):
         for blocks, level in levels:
             for block in blocks:
                 block.sca[0] = LocalAvgPool2d((crop >> level) - 1)
-                block.norm1, block.norm2 = (ChannelLayerNorm(norm.weight.numel(), norm.eps)
+                block.norm1, block.norm2 = (ChannelLayerNorm(norm.weight.numel(), eps=norm.eps)
                                             for norm in (block.norm1, block.norm2))

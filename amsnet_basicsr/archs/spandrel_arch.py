@@ -9,14 +9,21 @@ network's weights declares its input size requirement (``ImageModelDescriptor.si
 Restormer and DRUNet 8, NAFNet, DnCNN and SCUNet 1 -- NAFNet and SCUNet pad internally), which
 ``amsnet.size_multiple: auto`` reads (:func:`amsnet_basicsr.archs.size_multiple`).
 """
+import warnings
+
 import torch
 from spandrel.architectures.DnCNN import DnCNN, DnCNNArch
 from spandrel.architectures.DRUNet import DRUNet, DRUNetArch
 from spandrel.architectures.NAFNet import NAFNet, NAFNetArch
 from spandrel.architectures.SCUNet import SCUNet, SCUNetArch
-from spandrel_extra_arches.architectures.Restormer import Restormer, RestormerArch
 
 from basicsr.utils.registry import ARCH_REGISTRY
+
+with warnings.catch_warnings():
+    # spandrel_extra_arches decorates an architecture this package never builds (CodeFormer) with torch.jit.script,
+    # which torch >= 2.10 deprecates with a FutureWarning printed by every command on import; only that one is hidden.
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+    from spandrel_extra_arches.architectures.Restormer import Restormer, RestormerArch
 
 SPANDREL_ARCHITECTURES = {Restormer: RestormerArch, NAFNet: NAFNetArch, DnCNN: DnCNNArch, DRUNet: DRUNetArch,
                           SCUNet: SCUNetArch}

@@ -2,7 +2,8 @@
 it runs the inference function every entry point runs, counts the denoiser passes right, and its tiling check
 finds the tiled output equal to the untiled one away from tile borders; its large section runs the product's
 AMSNetDenoiser, with the output of the tiling call it replaced; its chunk sizes are spelled as amsnet-denoise's
-``--chunk-size`` (auto, all or a number)."""
+``--chunk-size`` (auto, all or a number); its photo section times a trained ``denoise.yml`` as the product runs it
+and on NCHW tiles."""
 import json
 from types import SimpleNamespace
 
@@ -70,8 +71,10 @@ def test_large_section_hands_its_chunk_size_to_the_child(tmp_path, monkeypatch, 
 @pytest.mark.parametrize('untiled,large_r3,chunk', [(False, False, 'all'), (False, True, 'auto'), (True, True, 3)])
 def test_large_section_denoises_as_its_tiling_call_did(untiled, large_r3, chunk):
     """The large section's child runs the product's AMSNetDenoiser (:func:`large_denoiser`): the same output, bit for
-    bit, as the ``tiling.denoise_image`` call it replaced, tiled or untiled, with R^3 or without, at any chunk size."""
+    bit, as the ``tiling.denoise_image`` call it replaced (on channels-last inputs, as the product runs a network on the
+    CPU), tiled or untiled, with R^3 or without, at any chunk size."""
     from amsnet_basicsr import tiling
+    from amsnet_basicsr.inference import channels_last_inputs
     from amsnet_basicsr.masks import PositionalMasks
     device = torch.device('cpu')
     args = inference_speed.parse_args(['--arch', 'UNet', '--size', 'tiny', '--tile', '64', '--overlap', '8',
@@ -81,8 +84,9 @@ def test_large_section_denoises_as_its_tiling_call_did(untiled, large_r3, chunk)
     net, multiple, _ = inference_speed.build(args.arch, args.size, device)
     image = inference_speed.test_image(96, 80, device)
     _, chunking = inference_speed.chunk_settings(args.chunk_size, device)
-    expected = tiling.denoise_image(net, image, masks=PositionalMasks(0), stride=2, num_branches=args.num_branches,
-                                    multiple=multiple, refine_times=args.r3_times if large_r3 else 0,
+    expected = tiling.denoise_image(channels_last_inputs(net), image, masks=PositionalMasks(0), stride=2,
+                                    num_branches=args.num_branches, multiple=multiple,
+                                    refine_times=args.r3_times if large_r3 else 0,
                                     tile_size=None if untiled else args.tile, overlap=args.overlap, device=device,
                                     **chunking)
     denoiser = inference_speed.large_denoiser(args, net, multiple, device)
@@ -101,3 +105,19 @@ def test_student_section_times_teacher_student_and_onnx(tmp_path):
     assert [row['model'].split(' ')[0] for row in rows] == ['teacher', 'student', 'student']
     assert 'onnxruntime' in rows[2]['model'] and rows[0]['speed_up'] == 1.0
     assert all(row['seconds'] > 0 for row in rows) and rows[1]['parameters'] > 1_000_000
+
+
+def test_photo_section_times_a_denoise_yml_and_its_nchw_tiles(tmp_path, write_options):
+    """The photo section runs a ``denoise.yml`` through AMSNetDenoiser on photos of the given sizes, and the same tiles
+    in NCHW."""
+    from helpers import GOLDEN, GOLDEN_NETWORKS, GOLDEN_SCHEMES
+    options = write_options(tmp_path / 'denoise.yml', {
+        'network_g': GOLDEN_NETWORKS['student'], 'amsnet': GOLDEN_SCHEMES['student'],
+        'path': {'pretrain_network_g': str(GOLDEN / 'student.pth'), 'param_key_g': 'params'}})
+    report_path = tmp_path / 'report.json'
+    inference_speed.main(['--sections', 'photo', '--photo-options', str(options), '--photo-megapixels', '0.01',
+                          '0.02', '--repeats', '1', '--clock', 'cpu', '--json', str(report_path)])
+    rows = json.loads(report_path.read_text())['photo']
+    assert [(row['megapixels'], row['path']) for row in rows] == [
+        (0.01, 'amsnet-denoise'), (0.01, 'NCHW tiles'), (0.02, 'amsnet-denoise'), (0.02, 'NCHW tiles')]
+    assert all(row['seconds'] > 0 for row in rows)

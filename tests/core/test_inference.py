@@ -12,7 +12,7 @@ from amsnet_basicsr import archs, denoise, distill, tiling
 from amsnet_basicsr.config import SchemeConfig
 from amsnet_basicsr.errors import ImageError, OptionError
 from amsnet_basicsr.image_io import join_image, read_image, split_image
-from amsnet_basicsr.inference import AMSNetDenoiser, overlay
+from amsnet_basicsr.inference import AMSNetDenoiser, channels_last_inputs, overlay
 from amsnet_basicsr.masks import PositionalMasks
 from amsnet_basicsr.networks import build_denoiser
 
@@ -39,9 +39,34 @@ def reference(kind, colour):
     net = build_denoiser(options, options['path']['pretrain_network_g'])
     config = SchemeConfig.from_options(options).resolved(net)
     tensor = torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)[None]
-    output = tiling.denoise_image(net, tensor.contiguous(), masks=PositionalMasks(config.seed),
+    output = tiling.denoise_image(channels_last_inputs(net), tensor.contiguous(), masks=PositionalMasks(config.seed),
                                   **config.inference_kwargs('cpu'), device=torch.device('cpu'))
     return output[0].permute(1, 2, 0).float().numpy()
+
+
+# ------------------------------------------------------------------------------------------------ memory format
+@pytest.mark.parametrize('kind', sorted(NETWORKS))
+def test_the_cpu_runs_the_network_on_channels_last_inputs_without_touching_it(kind):
+    """On the CPU every tile batch reaches the network as an NHWC tensor (oneDNN's fast layout); the weights keep their
+    layout and values (a network still training is not changed), the output is NCHW-contiguous and equals the NCHW
+    computation to float rounding."""
+    options = golden_options(kind)
+    denoiser = AMSNetDenoiser.from_options(options)
+    before = {name: (value.clone(), value.stride()) for name, value in denoiser.net.state_dict().items()}
+    layouts = []
+    hook = denoiser.net.register_forward_pre_hook(
+        lambda module, inputs: layouts.append(inputs[0].is_contiguous(memory_format=torch.channels_last)))
+    colour = noisy_photo()
+    output = denoiser(torch.from_numpy(colour).permute(2, 0, 1)[None])
+    hook.remove()
+    assert layouts and all(layouts) and output.is_contiguous()
+    for name, value in denoiser.net.state_dict().items():
+        assert torch.equal(value, before[name][0]) and value.stride() == before[name][1]
+    config = denoiser.scheme
+    nchw = tiling.denoise_image(denoiser.net, torch.from_numpy(colour).permute(2, 0, 1)[None].contiguous(),
+                                masks=PositionalMasks(config.seed), **config.inference_kwargs('cpu'),
+                                device=torch.device('cpu'))
+    np.testing.assert_allclose(output.numpy(), nchw.numpy(), rtol=0, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------ strength
