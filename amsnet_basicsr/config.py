@@ -26,7 +26,7 @@ call); a GPU wants larger batches.
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Optional, Union
+from typing import Any, Optional, Tuple, Union
 
 from . import tiling
 from .errors import OptionError
@@ -63,6 +63,27 @@ def _mapping(section, key, cls):
         raise OptionError(f'{key}.{unknown[0]}: unknown option; allowed: '
                           f'{", ".join(item.name for item in fields(cls))}')
     return dict(section)
+
+
+def _anchor_bias(rows: Any, key: str) -> Optional[tuple]:
+    """``amsnet.anchor_bias`` as a tuple of ``(level, value per channel...)`` rows, or None; :class:`OptionError`
+    naming ``key`` unless it is a list of equally long numeric rows (a level and at least one channel) whose levels
+    increase within [0, 1]."""
+    if rows is None:
+        return None
+    expected = f'{key} must be a list of [level, R, G, B] rows with levels increasing in [0, 1]'
+
+    def number(value):
+        return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+    if (not isinstance(rows, (list, tuple)) or not rows
+            or not all(isinstance(row, (list, tuple)) and len(row) == len(rows[0]) >= 2 and all(map(number, row))
+                       for row in rows)):
+        raise OptionError(f'{expected}, got {rows!r}')
+    levels = [row[0] for row in rows]
+    if not (0 <= levels[0] and levels[-1] <= 1 and all(a < b for a, b in zip(levels, levels[1:]))):
+        raise OptionError(f'{expected}, got levels {levels!r}')
+    return tuple(tuple(float(value) for value in row) for row in rows)
 
 
 # a section as read from YAML: a dict (only a dict: other mappings are refused like any other value) or None (all
@@ -126,7 +147,10 @@ class SchemeConfig:
     ``low_frequency_anchor: n`` (pixels; null: off) gives the output the noisy input's local means over n-px blocks
     (:func:`amsnet_basicsr.inference.anchor_low_frequencies`): real noise has zero mean, so these means are the scene's
     to within a fraction of a grey level, while a denoiser used on photos unlike its training photos can shift them
-    (a colour cast).
+    (a colour cast). ``anchor_bias`` (rows ``[level, R, G, B]``, levels increasing in [0, 1]; needs the anchor) is the
+    noise's mean at each level, in [0, 1] units, subtracted from those means (linear between the levels, flat beyond):
+    in sRGB the noise's mean is not zero (the tone curve, clipping). ``amsnet-train-folder`` measures it on the noisy
+    tiles (:func:`amsnet_basicsr.distill.classical.mean_bias`).
     """
     single_pass: bool = False
     self_ensemble: bool = False
@@ -138,6 +162,7 @@ class SchemeConfig:
     chunk_size: Union[int, str, None] = 'auto'
     seed: int = 0
     low_frequency_anchor: Optional[int] = None
+    anchor_bias: Optional[Tuple[Tuple[float, ...], ...]] = None
     r3: R3Config = field(default_factory=R3Config)
     tile: TileConfig = field(default_factory=TileConfig)
 
@@ -163,8 +188,12 @@ class SchemeConfig:
         anchor = values['low_frequency_anchor']
         if anchor is not None:
             anchor = require_integer(anchor, f'{key}.low_frequency_anchor', 2)
+        bias = _anchor_bias(values['anchor_bias'], f'{key}.anchor_bias')
+        if bias is not None and anchor is None:
+            raise OptionError(f'{key}.anchor_bias needs {key}.low_frequency_anchor (the means it corrects)')
         config = cls(**integers, single_pass=values['single_pass'], self_ensemble=values['self_ensemble'],
                      size_multiple=size_multiple, chunk_size=chunk_size, low_frequency_anchor=anchor,
+                     anchor_bias=bias,
                      seed=require_integer(values['seed'], f'{key}.seed'),
                      r3=values['r3'] if isinstance(values['r3'], R3Config) else R3Config.from_section(
                          values['r3'], f'{key}.r3'),

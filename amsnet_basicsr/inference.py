@@ -20,8 +20,9 @@ On the CPU a torch network gets every tile batch as a channels-last (NHWC) tenso
 oneDNN's convolutions then run 1.3-1.7x faster; the weights are not touched, so a network that is still training
 (``AMSNetModel``'s validation) is not changed by it.
 
-``amsnet.low_frequency_anchor`` (the scheme's; off by default) returns the noisy input's local means to the output
-(:func:`anchor_low_frequencies`) before the strength blend.
+``amsnet.low_frequency_anchor`` (the scheme's; off by default) returns the noisy input's local means to the output,
+less the noise's own mean at their level (``amsnet.anchor_bias``), before the strength blend
+(:func:`anchor_low_frequencies`).
 
 ``strength`` in [0, 1] blends the result with the noisy input, ``strength * denoised + (1 - strength) * noisy``
 (``torch.lerp``): 1 is the denoiser's output bit for bit, 0 the input itself.
@@ -40,7 +41,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -58,18 +59,41 @@ PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 Image = Union[np.ndarray, torch.Tensor]
 
 
-def anchor_low_frequencies(noisy: torch.Tensor, denoised: torch.Tensor, *, block: int) -> torch.Tensor:
-    """``denoised + L(noisy - denoised)`` for (B, C, H, W) tensors: L takes the means of ``block`` x ``block``
-    blocks (partial blocks at the right and bottom edges: their own pixels) and interpolates them bilinearly between
-    the block centres, so the output's local means are the input's. The noise has zero mean, so L(noisy - clean) is
-    the noise averaged over ~block^2 pixels (a fraction of a grey level); a denoiser's own shift of the means -- a
-    colour cast it learned from other photos -- is removed whatever its cause. A constant shift ``c`` of the
-    denoiser's output is removed exactly: ``L(noisy - clean - c) = L(noisy - clean) - c``."""
-    residual = noisy.to(denoised.device, denoised.dtype) - denoised
-    height, width = residual.shape[-2:]
-    means = torch.nn.functional.avg_pool2d(residual, block, ceil_mode=True)
-    low = torch.nn.functional.interpolate(means, scale_factor=block, mode='bilinear', align_corners=False)
-    return denoised + low[..., :height, :width]
+def anchor_low_frequencies(noisy: torch.Tensor, denoised: torch.Tensor, *, block: int,
+                           bias: Optional[Sequence[Sequence[float]]] = None) -> torch.Tensor:
+    """``denoised + L(noisy - denoised) - b(L(noisy))`` for (B, C, H, W) tensors: L takes the means of ``block`` x
+    ``block`` blocks (partial blocks at the right and bottom edges: their own pixels) and interpolates them bilinearly
+    between the block centres, so the output's local means are the input's; ``bias`` (rows ``(level, per channel)``,
+    ``amsnet.anchor_bias``; a 1-channel image takes the channels' mean) is the noise's mean b at each level, linear
+    between the levels and flat beyond, 0 without it. L(noisy - clean) is then the noise's deviation from its mean
+    averaged over ~block^2 pixels (a fraction of a grey level); a denoiser's own shift of the means -- a colour cast it
+    learned from other photos -- is removed whatever its cause. A constant shift ``c`` of the denoiser's output is
+    removed exactly: ``L(noisy - clean - c) = L(noisy - clean) - c``."""
+    noisy = noisy.to(denoised.device, denoised.dtype)
+    height, width = noisy.shape[-2:]
+
+    def low(image):
+        means = torch.nn.functional.avg_pool2d(image, block, ceil_mode=True)
+        return torch.nn.functional.interpolate(means, scale_factor=block, mode='bilinear',
+                                               align_corners=False)[..., :height, :width]
+
+    output = denoised + low(noisy - denoised)
+    if bias is None:
+        return output
+    table = torch.tensor(bias, dtype=denoised.dtype, device=denoised.device)
+    levels, values = table[:, 0].contiguous(), table[:, 1:]
+    if noisy.shape[1] == 1:
+        values = values.mean(1, keepdim=True)
+    elif noisy.shape[1] != values.shape[1]:
+        raise ImageError(f'amsnet.anchor_bias has {values.shape[1]} channels, the image {noisy.shape[1]}')
+    level = low(noisy).clamp(levels[0], levels[-1])
+    upper = torch.bucketize(level, levels).clamp(1, len(levels) - 1) if len(levels) > 1 else torch.zeros_like(
+        level, dtype=torch.long)
+    lower = (upper - 1).clamp(min=0)
+    span = (levels[upper] - levels[lower]).clamp(min=torch.finfo(level.dtype).tiny)
+    weight = ((level - levels[lower]) / span).clamp(0, 1)
+    channel = torch.arange(values.shape[1], device=values.device).view(1, -1, 1, 1)
+    return output - torch.lerp(values[lower, channel], values[upper, channel], weight)
 
 
 def channels_last_inputs(net: torch.nn.Module) -> Denoiser:
@@ -283,7 +307,8 @@ class AMSNetDenoiser:
         elif channels == 3 and self.channels == 1:
             output = output.reshape(batch, 3, height, width)
         if self.scheme.low_frequency_anchor:
-            output = anchor_low_frequencies(noisy, output, block=self.scheme.low_frequency_anchor)
+            output = anchor_low_frequencies(noisy, output, block=self.scheme.low_frequency_anchor,
+                                            bias=self.scheme.anchor_bias)
         return self.blend(noisy, output.contiguous())
 
     def blend(self, noisy: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:

@@ -24,8 +24,9 @@ camera's noise best. Steps, each a part of this package that the other commands 
    student (``--student-iters``; 0 keeps the B-E model). Its target on each training tile is BM3D given the noise
    measured on the flat blocks of the noisy tiles: its PSD and colour correlation (``classical_teacher`` with
    weight 1, :mod:`amsnet_basicsr.distill.classical`); the student keeps the input's 32-px block means
-   (``low_frequency_anchor``: no colour cast). Denoising (``amsnet-denoise``) then covers every photo, whichever
-   tiles were trained on.
+   (``low_frequency_anchor``: no colour cast), less the noise's own mean at their level, measured on the same flat
+   blocks (``anchor_bias``: sRGB noise is not zero-mean). Denoising (``amsnet-denoise``) then covers every photo,
+   whichever tiles were trained on.
 5. Write ``denoise.yml`` (options for ``amsnet-denoise`` / ``test.py``:
    :func:`amsnet_basicsr.recipes.inference_options`) and ``model.pth``.
 
@@ -41,6 +42,7 @@ training processes) out of one folder. The folder can be moved: ``denoise.yml`` 
 import argparse
 import glob
 import hashlib
+import json
 import os
 import os.path as osp
 import shutil
@@ -207,6 +209,18 @@ def pick_checkpoint(options, models_dir, val_dir, log):
     return path, loss
 
 
+def with_anchor_bias(options, targets_lmdb):
+    """The student's ``options`` with ``amsnet.anchor_bias``, the noise's mean by level that the BM3D teacher measured
+    on the noisy tiles (:func:`amsnet_basicsr.distill.classical.mean_bias`, recorded with the targets), when the
+    student keeps the input's means (``low_frequency_anchor``); ``options`` itself otherwise."""
+    from .distill import TEACHER_INFO
+    if not options['amsnet'].get('low_frequency_anchor') or 'classical_teacher' not in options:
+        return options
+    with open(osp.join(targets_lmdb, TEACHER_INFO), encoding='utf-8') as handle:
+        bias = json.load(handle)['classical_teacher']['noise'].get('mean_bias')
+    return {**options, 'amsnet': {**options['amsnet'], 'anchor_bias': bias}} if bias else options
+
+
 OWNED = ('data', 'experiments', 'tb_logger', 'train_folder.yml', 'distill_folder.yml', 'train_stdout.log',
          'model.pth', 'denoise.yml')  # everything this command writes into --out (output_folder.take)
 
@@ -275,7 +289,7 @@ def run(args, log):
                                                               'training_states')) else [])
             recipes.train(out, recipes.write_options(out, distill, 'distill_folder.yml'), log, extra=resume,
                           keep_fds=[owned.lock_fd])
-        final_weights, final_options = student, distill
+        final_weights, final_options = student, with_anchor_bias(distill, data['teacher_lmdb'])
 
     model = osp.join(out, 'model.pth')
     atomic_copy(final_weights, model)

@@ -17,6 +17,17 @@ standard deviation misleads it. The PSD is measured here from the noisy crops al
    correlations of 0.25 / 0.03 at lags 2 / 3 where the noise has 0.54 / 0.32 (validation photo, in-camera noise).
 2. :func:`bm3d_denoise`: the noisy image in that colour space through ``bm3d.bm3d`` with the PSD of the measured
    autocorrelation (times ``psd_scale``), then back to RGB.
+3. The noise's mean as a function of the level (:attr:`NoiseModel.mean_bias`), from the same blocks: camera noise has
+   zero mean before the tone curve, not in sRGB (a concave curve lowers the mean, clipping at black raises it), while
+   the median of a level's values survives any monotone curve, so in a flat block the residual's mean minus its
+   median (minus the median, as the plane fit leaves zero mean) is that block's bias. The flattest ``fraction`` of
+   all blocks, near-black and near-white ones included (the median is robust to the clipping there), averaged in
+   :data:`BIAS_LEVELS` bins of their level. It is what ``amsnet.anchor_bias`` subtracts from the means the student
+   keeps (:func:`amsnet_basicsr.inference.anchor_low_frequencies`). In-camera noise reduction averages the noise
+   before it is seen here, so it hides the bias. On the validation photo, the clean image given the noisy image's
+   anchored means scores 38.2 -> 41.9 dB (soft, bilinear) and 38.7 -> 41.1 dB (native, bilinear) with the measured
+   bias, about what the true bias gives; with in-camera processing only 37.9 -> 38.4 and 38.3 -> 38.7 (the true bias:
+   +2.8 to +3.3 dB).
 
 :func:`amsnet_basicsr.distill.targets.prepare_targets` mixes this output into the teacher's target with the weight
 ``classical_teacher.weight``; the student still runs once per image. Pure numpy + ``bm3d`` (and OpenCV's Gaussian
@@ -42,20 +53,25 @@ RADIUS = 8  # lags measured; real in-camera noise is correlated out to 4-6 px
 FLAT_BLOCK = 32
 FLAT_FRACTION = 0.25
 CLIPPED = 0.04  # a block whose mean is this close to 0 or 1 in some channel holds clipped noise
+BIAS_LEVELS = 8  # bins of the level, [0, 1] cut evenly, for the noise's mean (step 3)
+BIAS_MIN_BLOCKS = 3  # a bin with fewer blocks takes its value from its neighbours
 
 
 @dataclass(frozen=True)
 class NoiseModel:
     """The noise of one camera as BM3D needs it: ``transform`` (3 x 3, RGB -> a space where the channels' noise is
     uncorrelated) and ``autocorrelation`` ((2r+1, 2r+1, 3): per channel of that space, lag (0, 0) at the centre,
-    Bartlett-tapered)."""
+    Bartlett-tapered), and ``mean_bias``: rows ``(level, R, G, B)``, the noise's mean at that level of each channel,
+    in [0, 1] units (module docstring, step 3; ``amsnet.anchor_bias``)."""
     transform: np.ndarray
     autocorrelation: np.ndarray
+    mean_bias: Tuple[Tuple[float, float, float, float], ...] = ()
 
     def as_dict(self) -> dict:
         """JSON-ready (recorded with the targets, so a restart with another estimate starts again)."""
         return dict(transform=np.round(self.transform, 8).tolist(),
-                    autocorrelation=np.round(self.autocorrelation, 10).tolist())
+                    autocorrelation=np.round(self.autocorrelation, 10).tolist(),
+                    mean_bias=[list(row) for row in self.mean_bias])
 
     def psd(self, height: int, width: int) -> np.ndarray:
         """The (height, width, 3) PSD of the tapered autocorrelation in ``bm3d``'s convention (white noise of
@@ -96,11 +112,11 @@ def plane_fit_residual_operator(block: int) -> np.ndarray:
     return np.eye(block * block) - design @ np.linalg.pinv(design)
 
 
-def flat_residuals(crop: np.ndarray, off_plane: np.ndarray) -> list:
-    """(flatness, residual) of every block of the (H, W, 3) float RGB ``crop`` that is not near black or white, the
-    block side given by ``off_plane`` (:func:`plane_fit_residual_operator`): the residual of a per-channel plane fit
-    is the noise where the block is flat; flatness is the mean square of the same fit's residual on the crop blurred
-    by a Gaussian of 2 px (mostly signal)."""
+def block_residuals(crop: np.ndarray, off_plane: np.ndarray) -> list:
+    """(flatness, mean, residual) of every block of the (H, W, 3) float RGB ``crop``, the block side given by
+    ``off_plane`` (:func:`plane_fit_residual_operator`): the residual of a per-channel plane fit is the noise where
+    the block is flat; flatness is the mean square of the same fit's residual on the crop blurred by a Gaussian of 2 px
+    (mostly signal); the mean is the block's per channel."""
     import cv2
     block = int(round(np.sqrt(off_plane.shape[0])))
     crop = np.asarray(crop, np.float64)
@@ -109,24 +125,49 @@ def flat_residuals(crop: np.ndarray, off_plane: np.ndarray) -> list:
     for top in range(0, crop.shape[0] - block + 1, block):
         for left in range(0, crop.shape[1] - block + 1, block):
             pixels = crop[top:top + block, left:left + block].reshape(-1, 3)
-            mean = pixels.mean(0)
-            if (mean < CLIPPED).any() or (mean > 1 - CLIPPED).any():
-                continue
             signal = off_plane @ blurred[top:top + block, left:left + block].reshape(-1, 3)
-            found.append((float((signal ** 2).mean()), (off_plane @ pixels).reshape(block, block, 3)))
+            found.append((float((signal ** 2).mean()), pixels.mean(0), (off_plane @ pixels).reshape(block, block, 3)))
     return found
+
+
+def near_black_or_white(mean: np.ndarray) -> bool:
+    """Whether a block of per-channel ``mean`` holds clipped noise (within :data:`CLIPPED` of 0 or 1)."""
+    return bool((mean < CLIPPED).any() or (mean > 1 - CLIPPED).any())
+
+
+def mean_bias(blocks: list) -> Tuple[Tuple[float, float, float, float], ...]:
+    """Rows ``(level, R, G, B)``: the mean of ``-median(residual)`` per channel over the (flatness, mean, residual)
+    ``blocks`` whose mean lies in each of :data:`BIAS_LEVELS` even bins of [0, 1], at the bins' centres (module
+    docstring, step 3); a bin with fewer than :data:`BIAS_MIN_BLOCKS` blocks is interpolated from the others (held
+    flat beyond them), a channel without any such bin is 0."""
+    edges = np.linspace(0, 1, BIAS_LEVELS + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    means = np.array([mean for _, mean, _ in blocks])
+    biases = np.array([-np.median(residual.reshape(-1, 3), axis=0) for _, _, residual in blocks])
+    table = np.zeros((BIAS_LEVELS, 3))
+    for channel in range(3):
+        bins = np.clip(np.digitize(means[:, channel], edges) - 1, 0, BIAS_LEVELS - 1)
+        counts = np.bincount(bins, minlength=BIAS_LEVELS)
+        known = counts >= BIAS_MIN_BLOCKS
+        if known.any():
+            sums = np.bincount(bins, weights=biases[:, channel], minlength=BIAS_LEVELS)
+            table[:, channel] = np.interp(centres, centres[known], sums[known] / counts[known])
+    return tuple((float(level), *map(float, np.round(row, 6))) for level, row in zip(centres, table))
 
 
 def estimate_noise(crops: Iterable[np.ndarray], *, radius: int = RADIUS, block: int = FLAT_BLOCK,
                    fraction: float = FLAT_FRACTION) -> NoiseModel:
     """The :class:`NoiseModel` of noisy float RGB (H, W, 3) ``crops``: the plane-fit residuals of their flattest
-    blocks (:func:`flat_residuals`), their pooled channel covariance and, after :func:`decorrelating_transform`,
-    their pooled per-channel autocorrelation at lags up to ``radius``, Bartlett-tapered (module docstring, step 1)."""
+    blocks (:func:`block_residuals`) that are not near black or white, their pooled channel covariance and, after
+    :func:`decorrelating_transform`, their pooled per-channel autocorrelation at lags up to ``radius``,
+    Bartlett-tapered; and the :func:`mean_bias` of the flattest ``fraction`` of all blocks (module docstring, steps
+    1 and 3)."""
     off_plane = plane_fit_residual_operator(block)
-    blocks = sorted((found for crop in crops for found in flat_residuals(crop, off_plane)), key=lambda f: f[0])
-    if not blocks:
+    blocks = sorted((found for crop in crops for found in block_residuals(crop, off_plane)), key=lambda f: f[0])
+    unclipped = [found for found in blocks if not near_black_or_white(found[1])]
+    if not unclipped:
         raise ValueError(f'estimate_noise needs crops of at least {block} x {block} px that are not black or white')
-    residuals = [residual for _, residual in blocks[:max(1, int(len(blocks) * fraction))]]
+    residuals = [residual for _, _, residual in unclipped[:max(1, int(len(unclipped) * fraction))]]
     pixels = np.concatenate([residual.reshape(-1, 3) for residual in residuals])
     transform = decorrelating_transform(pixels.T @ pixels / len(pixels))
     sums, counts = 0.0, 0.0
@@ -134,7 +175,8 @@ def estimate_noise(crops: Iterable[np.ndarray], *, radius: int = RADIUS, block: 
         crop_sums, crop_counts = autocorrelation(residual @ transform.T, radius=radius)
         sums, counts = sums + crop_sums, counts + crop_counts
     taper = 1 - np.abs(np.arange(-radius, radius + 1)) / (radius + 1)
-    return NoiseModel(transform, sums / counts * np.outer(taper, taper)[..., None])
+    return NoiseModel(transform, sums / counts * np.outer(taper, taper)[..., None],
+                      mean_bias(blocks[:max(1, int(len(blocks) * fraction))]))
 
 
 def bm3d_denoise(noisy: np.ndarray, noise: NoiseModel, *, psd_scale: float) -> np.ndarray:

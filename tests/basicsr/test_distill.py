@@ -256,6 +256,7 @@ def test_bm3d_as_second_teacher_mixes_its_output_with_the_recorded_noise_model(t
     recorded = json.loads((tmp_path / 'targets_1.lmdb' / distill.TEACHER_INFO).read_text())[classical.SECTION]
     noise = classical.NoiseModel(np.array(recorded['noise']['transform']),
                                  np.array(recorded['noise']['autocorrelation']))
+    assert np.array(recorded['noise']['mean_bias']).shape == (classical.BIAS_LEVELS, 4)  # amsnet.anchor_bias's rows
     for key, content in read_lmdb(noisy_lmdb).items():
         bm3d_estimate = classical.bm3d_denoise(decoded(content) / 255.0, noise, psd_scale=1.5)
         assert np.abs(written[1][key] - np.rint(bm3d_estimate * 255)).max() <= 1  # the recorded model, rounded

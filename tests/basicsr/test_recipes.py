@@ -70,3 +70,30 @@ def test_the_folder_students_learn_from_bm3d_and_keep_the_input_block_means(tmp_
     quick = recipes.distill_stage_options(recipes.RECIPES['quick'], data, teacher, 'teacher.pth', seed=0, iters=10)
     assert classical.SECTION not in quick
     assert SchemeConfig.from_options(recipes.inference_options(quick, 'model.pth')).low_frequency_anchor is None
+
+
+def test_the_folder_student_s_denoise_yml_subtracts_the_recorded_noise_mean(tmp_path):
+    """amsnet-train-folder gives the student's denoise.yml the noise's mean by level that the BM3D teacher recorded
+    with its targets (``amsnet.anchor_bias``); a recipe without the anchor or BM3D (quick), or targets recorded
+    before the measurement existed, leave the options as they are."""
+    import json
+
+    from amsnet_basicsr import train_folder
+    from amsnet_basicsr.config import SchemeConfig
+    from amsnet_basicsr.distill import TEACHER_INFO, classical
+    teacher = recipes.teacher_options(recipes.RECIPES['folder'], str(tmp_path / 'train.lmdb'), str(tmp_path / 'val'),
+                                      iters=10, seed=0)
+    data = dict(lmdb=str(tmp_path / 'train.lmdb'), teacher_lmdb=str(tmp_path / 'targets.lmdb'))
+    targets = tmp_path / 'targets.lmdb'
+    targets.mkdir()
+    rows = [[0.0625, 0.01, 0.02, 0.03], [0.9375, -0.01, -0.02, -0.03]]
+    (targets / TEACHER_INFO).write_text(json.dumps({classical.SECTION: {'noise': {'mean_bias': rows}}}))
+    distill = recipes.distill_stage_options(recipes.RECIPES['folder'], data, teacher, 'teacher.pth', seed=0, iters=10)
+    with_bias = train_folder.with_anchor_bias(distill, str(targets))
+    scheme = SchemeConfig.from_options(recipes.inference_options(with_bias, 'model.pth'))
+    assert scheme.anchor_bias == tuple(map(tuple, rows)) and scheme.low_frequency_anchor == 32
+    assert 'anchor_bias' not in distill['amsnet']  # the training options are not changed
+    quick = recipes.distill_stage_options(recipes.RECIPES['quick'], data, teacher, 'teacher.pth', seed=0, iters=10)
+    assert train_folder.with_anchor_bias(quick, str(targets)) is quick
+    (targets / TEACHER_INFO).write_text(json.dumps({classical.SECTION: {'noise': {'transform': []}}}))
+    assert train_folder.with_anchor_bias(distill, str(targets)) is distill

@@ -8,7 +8,7 @@ import torch
 import yaml
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
-from amsnet_basicsr import archs, denoise, distill, tiling
+from amsnet_basicsr import archs, denoise, distill, inference, tiling
 from amsnet_basicsr.config import SchemeConfig
 from amsnet_basicsr.errors import ImageError, OptionError
 from amsnet_basicsr.image_io import join_image, read_image, split_image
@@ -297,6 +297,52 @@ def test_the_low_frequency_anchor_removes_a_cast_and_keeps_only_the_noise_block_
                                 SchemeConfig.from_section({'single_pass': True, 'tile': {'size': None},
                                                            'size_multiple': 1}))(noisy)
     assert (unanchored - clean).mean((0, 2, 3)).abs().max() > 0.07
+
+
+def test_the_anchor_bias_removes_the_noise_s_own_mean_at_each_level():
+    """sRGB noise whose mean depends on the level (here -0.02 at 0.2, -0.005 at 0.8, per channel): anchored to the
+    noisy means alone, an exact student inherits that mean; with ``anchor_bias`` (rows level, R, G, B; linear between
+    the levels) it is removed, on colour and, through the channels' mean, on gray images."""
+    generator = torch.Generator().manual_seed(1)
+    clean = torch.full((1, 3, 64, 96), 0.2)
+    clean[..., 48:] = 0.8  # two flat halves, the second at the upper level
+    rows = [[0.2, -0.02, -0.01, -0.03], [0.8, -0.005, -0.002, -0.004]]
+    noise_mean = torch.where(clean < 0.5, torch.tensor(rows[0][1:]).view(1, 3, 1, 1),
+                             torch.tensor(rows[1][1:]).view(1, 3, 1, 1))
+    noisy = clean + noise_mean + 0.01 * torch.randn(clean.shape, generator=generator)
+    section = {'single_pass': True, 'tile': {'size': None}, 'size_multiple': 1, 'low_frequency_anchor': 16}
+    inner = np.s_[..., 4:-4, list(range(4, 40)) + list(range(56, 92))]  # away from the edge between the halves
+    plain = AMSNetDenoiser(CastingStudent(clean, [0, 0, 0]), SchemeConfig.from_section(section))(noisy)
+    torch.testing.assert_close((plain - clean)[inner].mean((0, 2, 3)), noise_mean.mean((0, 2, 3)), atol=2e-3, rtol=0)
+    corrected = AMSNetDenoiser(CastingStudent(clean, [0, 0, 0]),
+                               SchemeConfig.from_section({**section, 'anchor_bias': rows}))(noisy)
+    assert (corrected - clean)[inner].abs().mean() < 0.002 < (plain - clean)[inner].abs().mean() / 4
+    middle = torch.full((1, 3, 8, 8), 0.5)  # halfway between the levels: halfway between the biases
+    halfway = inference.anchor_low_frequencies(middle, middle, block=8, bias=rows)
+    torch.testing.assert_close(halfway - middle, torch.tensor([0.0125, 0.006, 0.017]).view(1, 3, 1, 1).expand_as(
+        middle), atol=1e-6, rtol=0)  # the means raised by what the noise lowered them
+    gray = inference.anchor_low_frequencies(middle[:, :1], middle[:, :1], block=8, bias=rows)
+    torch.testing.assert_close(gray - 0.5, torch.full_like(gray, 0.0355 / 3), atol=1e-6, rtol=0)
+    with pytest.raises(ImageError, match='anchor_bias has 3 channels, the image 2'):
+        inference.anchor_low_frequencies(middle[:, :2], middle[:, :2], block=8, bias=rows)
+
+
+@pytest.mark.parametrize('value,message', [
+    ([[0.5, 0.1, 0.1]], None), ([], 'got'), ([[0.5]], 'got'), ('big', 'got'),
+    ([[0.2, 0, 0, 0], [0.2, 0, 0, 0]], 'got levels'), ([[0.5, 0, 0, 0], [1.5, 0, 0, 0]], 'got levels'),
+    ([[0.5, 0, 0, 0], [0.6, 0, 0]], 'got'), ([[0.5, 0, True, 0]], 'got')])
+def test_the_anchor_bias_option_is_validated(value, message):
+    section = {'low_frequency_anchor': 32, 'anchor_bias': value}
+    if message is None:
+        assert SchemeConfig.from_section(section).anchor_bias == ((0.5, 0.1, 0.1),)
+        return
+    with pytest.raises(OptionError, match=f'amsnet.anchor_bias must be a list .*{message}'):
+        SchemeConfig.from_section(section)
+
+
+def test_the_anchor_bias_needs_the_anchor():
+    with pytest.raises(OptionError, match='amsnet.anchor_bias needs amsnet.low_frequency_anchor'):
+        SchemeConfig.from_section({'anchor_bias': [[0.5, 0, 0, 0]]})
 
 
 @pytest.mark.parametrize('value', [1, 0, -4, 2.5, 'big', True])
