@@ -66,9 +66,8 @@ def _mapping(section, key, cls):
 
 
 def _anchor_bias(rows: Any, key: str) -> Optional[tuple]:
-    """``amsnet.anchor_bias`` as a tuple of ``(level, value per channel...)`` rows, or None; :class:`OptionError`
-    naming ``key`` unless it is a list of equally long numeric rows (a level and at least one channel) whose levels
-    increase within [0, 1]."""
+    """``amsnet.anchor_bias`` as a tuple of ``(level, R, G, B)`` rows, or None; :class:`OptionError` naming ``key``
+    unless it is a list of 4-number rows whose levels increase within [0, 1]."""
     if rows is None:
         return None
     expected = f'{key} must be a list of [level, R, G, B] rows with levels increasing in [0, 1]'
@@ -77,7 +76,7 @@ def _anchor_bias(rows: Any, key: str) -> Optional[tuple]:
         return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
     if (not isinstance(rows, (list, tuple)) or not rows
-            or not all(isinstance(row, (list, tuple)) and len(row) == len(rows[0]) >= 2 and all(map(number, row))
+            or not all(isinstance(row, (list, tuple)) and len(row) == 4 and all(map(number, row))
                        for row in rows)):
         raise OptionError(f'{expected}, got {rows!r}')
     levels = [row[0] for row in rows]

@@ -95,6 +95,8 @@ def export(options, checkpoint, output, *, force=False, tolerance=1e-4, log=prin
     info = dict(format=FORMAT, architecture=dict(options['network_g']), scale=1, channels=channels, channel_order='RGB',
                 layout='NCHW', dtype='float32', input_range=[0.0, 1.0], size_multiple=config.size_multiple,
                 tile=dict(size=config.tile.size, overlap=config.tile.overlap, batch=config.tile.batch),
+                low_frequency_anchor=config.low_frequency_anchor,
+                anchor_bias=None if config.anchor_bias is None else [list(row) for row in config.anchor_bias],
                 input_name='input', output_name='output', checkpoint=os.path.abspath(checkpoint),
                 checked_shapes=[list(shape) for shape in CHECK_SHAPES], max_abs_difference=difference,
                 torch=torch.__version__, onnxruntime=ort.__version__)

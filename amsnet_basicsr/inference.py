@@ -61,39 +61,40 @@ Image = Union[np.ndarray, torch.Tensor]
 
 def anchor_low_frequencies(noisy: torch.Tensor, denoised: torch.Tensor, *, block: int,
                            bias: Optional[Sequence[Sequence[float]]] = None) -> torch.Tensor:
-    """``denoised + L(noisy - denoised) - b(L(noisy))`` for (B, C, H, W) tensors: L takes the means of ``block`` x
+    """``denoised + L(noisy - denoised - b(noisy))`` for (B, C, H, W) tensors: L takes the means of ``block`` x
     ``block`` blocks (partial blocks at the right and bottom edges: their own pixels) and interpolates them bilinearly
-    between the block centres, so the output's local means are the input's; ``bias`` (rows ``(level, per channel)``,
+    between the block centres, so the output's local means are the input's; ``bias`` (rows ``(level, R, G, B)``,
     ``amsnet.anchor_bias``; a 1-channel image takes the channels' mean) is the noise's mean b at each level, linear
-    between the levels and flat beyond, 0 without it. L(noisy - clean) is then the noise's deviation from its mean
-    averaged over ~block^2 pixels (a fraction of a grey level); a denoiser's own shift of the means -- a colour cast it
-    learned from other photos -- is removed whatever its cause. A constant shift ``c`` of the denoiser's output is
-    removed exactly: ``L(noisy - clean - c) = L(noisy - clean) - c``."""
+    between the levels and flat beyond, looked up at each block's mean (0 without it). L(noisy - clean) is then the
+    noise's deviation from its mean averaged over ~block^2 pixels (a fraction of a grey level); a denoiser's own shift
+    of the means -- a colour cast it learned from other photos -- is removed whatever its cause. A constant shift ``c``
+    of the denoiser's output is removed exactly: ``L(noisy - clean - c) = L(noisy - clean) - c``."""
     noisy = noisy.to(denoised.device, denoised.dtype)
     height, width = noisy.shape[-2:]
+    means = torch.nn.functional.avg_pool2d(noisy - denoised, block, ceil_mode=True)
+    if bias is not None:
+        means = means - piecewise_linear(torch.nn.functional.avg_pool2d(noisy, block, ceil_mode=True), bias)
+    low = torch.nn.functional.interpolate(means, scale_factor=block, mode='bilinear', align_corners=False)
+    return denoised + low[..., :height, :width]
 
-    def low(image):
-        means = torch.nn.functional.avg_pool2d(image, block, ceil_mode=True)
-        return torch.nn.functional.interpolate(means, scale_factor=block, mode='bilinear',
-                                               align_corners=False)[..., :height, :width]
 
-    output = denoised + low(noisy - denoised)
-    if bias is None:
-        return output
-    table = torch.tensor(bias, dtype=denoised.dtype, device=denoised.device)
+def piecewise_linear(level: torch.Tensor, rows: Sequence[Sequence[float]]) -> torch.Tensor:
+    """The values of ``rows`` (``(level, R, G, B)``, levels increasing) at the per-channel ``level`` (B, C, h, w):
+    linear between the rows' levels, flat beyond; a 1-channel ``level`` takes the mean of the channels' values."""
+    table = torch.tensor(rows, dtype=level.dtype, device=level.device)
     levels, values = table[:, 0].contiguous(), table[:, 1:]
-    if noisy.shape[1] == 1:
+    if level.shape[1] == 1:
         values = values.mean(1, keepdim=True)
-    elif noisy.shape[1] != values.shape[1]:
-        raise ImageError(f'amsnet.anchor_bias has {values.shape[1]} channels, the image {noisy.shape[1]}')
-    level = low(noisy).clamp(levels[0], levels[-1])
-    upper = torch.bucketize(level, levels).clamp(1, len(levels) - 1) if len(levels) > 1 else torch.zeros_like(
-        level, dtype=torch.long)
+    elif level.shape[1] != values.shape[1]:
+        raise ImageError(f'amsnet.anchor_bias has {values.shape[1]} channels, the image {level.shape[1]}')
+    level = level.clamp(levels[0], levels[-1])
+    upper = torch.bucketize(level, levels).clamp(min=1, max=max(len(levels) - 1, 1)) if len(levels) > 1 else \
+        torch.zeros_like(level, dtype=torch.long)
     lower = (upper - 1).clamp(min=0)
     span = (levels[upper] - levels[lower]).clamp(min=torch.finfo(level.dtype).tiny)
     weight = ((level - levels[lower]) / span).clamp(0, 1)
     channel = torch.arange(values.shape[1], device=values.device).view(1, -1, 1, 1)
-    return output - torch.lerp(values[lower, channel], values[upper, channel], weight)
+    return torch.lerp(values[lower, channel], values[upper, channel], weight)
 
 
 def channels_last_inputs(net: torch.nn.Module) -> Denoiser:
@@ -259,7 +260,8 @@ class AMSNetDenoiser:
         net = OnnxDenoiser(path, device=str(torch.device(device).type))
         tile = tile if tile is not None else net.info.get('tile')  # the sidecar's tiles (amsnet-export records them)
         section = {'single_pass': True, 'size_multiple': net.info['size_multiple'],
-                   **({'tile': tile} if tile is not None else {})}
+                   **({'tile': tile} if tile is not None else {}),
+                   **{key: net.info[key] for key in ('low_frequency_anchor', 'anchor_bias') if net.info.get(key)}}
         return cls(net, SchemeConfig.from_section(overlay(section, overrides)), channels=net.info['channels'],
                    device=torch.device('cpu'), precision=None, strength=strength)
 

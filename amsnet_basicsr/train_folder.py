@@ -42,7 +42,6 @@ training processes) out of one folder. The folder can be moved: ``denoise.yml`` 
 import argparse
 import glob
 import hashlib
-import json
 import os
 import os.path as osp
 import shutil
@@ -209,16 +208,20 @@ def pick_checkpoint(options, models_dir, val_dir, log):
     return path, loss
 
 
-def with_anchor_bias(options, targets_lmdb):
+def with_anchor_bias(options, targets_lmdb, log):
     """The student's ``options`` with ``amsnet.anchor_bias``, the noise's mean by level that the BM3D teacher measured
     on the noisy tiles (:func:`amsnet_basicsr.distill.classical.mean_bias`, recorded with the targets), when the
-    student keeps the input's means (``low_frequency_anchor``); ``options`` itself otherwise."""
-    from .distill import TEACHER_INFO
-    if not options['amsnet'].get('low_frequency_anchor') or 'classical_teacher' not in options:
+    student keeps the input's means (``low_frequency_anchor``); ``options`` itself otherwise, and for targets recorded
+    before the measurement existed (said in the log)."""
+    from .distill import check_targets_folder, classical
+    if not options['amsnet'].get('low_frequency_anchor') or classical.SECTION not in options:
         return options
-    with open(osp.join(targets_lmdb, TEACHER_INFO), encoding='utf-8') as handle:
-        bias = json.load(handle)['classical_teacher']['noise'].get('mean_bias')
-    return {**options, 'amsnet': {**options['amsnet'], 'anchor_bias': bias}} if bias else options
+    noise = (check_targets_folder(targets_lmdb).get(classical.SECTION) or {}).get('noise') or {}
+    if not noise.get('mean_bias'):
+        log(f'{targets_lmdb} records no noise mean (an earlier version wrote it): denoise.yml keeps the noisy means '
+            'as they are; --force measures it')
+        return options
+    return {**options, 'amsnet': {**options['amsnet'], 'anchor_bias': noise['mean_bias']}}
 
 
 OWNED = ('data', 'experiments', 'tb_logger', 'train_folder.yml', 'distill_folder.yml', 'train_stdout.log',
@@ -289,7 +292,7 @@ def run(args, log):
                                                               'training_states')) else [])
             recipes.train(out, recipes.write_options(out, distill, 'distill_folder.yml'), log, extra=resume,
                           keep_fds=[owned.lock_fd])
-        final_weights, final_options = student, with_anchor_bias(distill, data['teacher_lmdb'])
+        final_weights, final_options = student, with_anchor_bias(distill, data['teacher_lmdb'], log)
 
     model = osp.join(out, 'model.pth')
     atomic_copy(final_weights, model)

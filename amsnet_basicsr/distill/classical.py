@@ -17,17 +17,15 @@ standard deviation misleads it. The PSD is measured here from the noisy crops al
    correlations of 0.25 / 0.03 at lags 2 / 3 where the noise has 0.54 / 0.32 (validation photo, in-camera noise).
 2. :func:`bm3d_denoise`: the noisy image in that colour space through ``bm3d.bm3d`` with the PSD of the measured
    autocorrelation (times ``psd_scale``), then back to RGB.
-3. The noise's mean as a function of the level (:attr:`NoiseModel.mean_bias`), from the same blocks: camera noise has
+3. The noise's mean as a function of the level (:attr:`NoiseModel.mean_bias`, :func:`mean_bias`): camera noise has
    zero mean before the tone curve, not in sRGB (a concave curve lowers the mean, clipping at black raises it), while
    the median of a level's values survives any monotone curve, so in a flat block the residual's mean minus its
-   median (minus the median, as the plane fit leaves zero mean) is that block's bias. The flattest ``fraction`` of
-   all blocks, near-black and near-white ones included (the median is robust to the clipping there), averaged in
-   :data:`BIAS_LEVELS` bins of their level. It is what ``amsnet.anchor_bias`` subtracts from the means the student
-   keeps (:func:`amsnet_basicsr.inference.anchor_low_frequencies`). In-camera noise reduction averages the noise
-   before it is seen here, so it hides the bias. On the validation photo, the clean image given the noisy image's
-   anchored means scores 38.2 -> 41.9 dB (soft, bilinear) and 38.7 -> 41.1 dB (native, bilinear) with the measured
-   bias, about what the true bias gives; with in-camera processing only 37.9 -> 38.4 and 38.3 -> 38.7 (the true bias:
-   +2.8 to +3.3 dB).
+   median (minus the median, as the plane fit leaves zero mean) is that block's bias. Measured on the flattest
+   ``fraction`` of all the blocks of step 1, near-black and near-white ones included (the median is robust to
+   clipping; blocks clipped flat are left out), in :data:`BIAS_LEVELS` bins of their level. ``amsnet.anchor_bias``
+   subtracts it from the means the student keeps (:func:`amsnet_basicsr.inference.anchor_low_frequencies`).
+   In-camera noise reduction averages the noise before it is seen here, and so hides most of the bias
+   (docs/distillation.md, "The noise's mean", has the validation figures).
 
 :func:`amsnet_basicsr.distill.targets.prepare_targets` mixes this output into the teacher's target with the weight
 ``classical_teacher.weight``; the student still runs once per image. Pure numpy + ``bm3d`` (and OpenCV's Gaussian
@@ -55,6 +53,7 @@ FLAT_FRACTION = 0.25
 CLIPPED = 0.04  # a block whose mean is this close to 0 or 1 in some channel holds clipped noise
 BIAS_LEVELS = 8  # bins of the level, [0, 1] cut evenly, for the noise's mean (step 3)
 BIAS_MIN_BLOCKS = 3  # a bin with fewer blocks takes its value from its neighbours
+SATURATED = 0.5 / 255  # a block channel whose residual spreads less than this holds no noise (clipped flat)
 
 
 @dataclass(frozen=True)
@@ -136,23 +135,32 @@ def near_black_or_white(mean: np.ndarray) -> bool:
 
 
 def mean_bias(blocks: list) -> Tuple[Tuple[float, float, float, float], ...]:
-    """Rows ``(level, R, G, B)``: the mean of ``-median(residual)`` per channel over the (flatness, mean, residual)
-    ``blocks`` whose mean lies in each of :data:`BIAS_LEVELS` even bins of [0, 1], at the bins' centres (module
-    docstring, step 3); a bin with fewer than :data:`BIAS_MIN_BLOCKS` blocks is interpolated from the others (held
-    flat beyond them), a channel without any such bin is 0."""
+    """Rows ``(level, R, G, B)`` at the centres of :data:`BIAS_LEVELS` even bins of [0, 1]: per channel, the
+    (flatness, mean, residual) ``blocks`` whose mean lies in a bin give ``-median(residual)`` (module docstring, step
+    3), averaged with their mean level; a bin with :data:`BIAS_MIN_BLOCKS` blocks or more is a point of the channel's
+    curve, read at the centres linearly between the points and flat beyond them. A channel with fewer than two points
+    is 0 (one point says nothing about the other levels); so are all channels without blocks."""
     edges = np.linspace(0, 1, BIAS_LEVELS + 1)
     centres = (edges[:-1] + edges[1:]) / 2
-    means = np.array([mean for _, mean, _ in blocks])
-    biases = np.array([-np.median(residual.reshape(-1, 3), axis=0) for _, _, residual in blocks])
     table = np.zeros((BIAS_LEVELS, 3))
-    for channel in range(3):
-        bins = np.clip(np.digitize(means[:, channel], edges) - 1, 0, BIAS_LEVELS - 1)
-        counts = np.bincount(bins, minlength=BIAS_LEVELS)
-        known = counts >= BIAS_MIN_BLOCKS
-        if known.any():
-            sums = np.bincount(bins, weights=biases[:, channel], minlength=BIAS_LEVELS)
-            table[:, channel] = np.interp(centres, centres[known], sums[known] / counts[known])
+    if blocks:
+        means = np.array([mean for _, mean, _ in blocks])
+        biases = np.array([-np.median(residual.reshape(-1, 3), axis=0) for _, _, residual in blocks])
+        for channel in range(3):
+            bins = np.clip(np.digitize(means[:, channel], edges) - 1, 0, BIAS_LEVELS - 1)
+            counts = np.bincount(bins, minlength=BIAS_LEVELS)
+            known = counts >= BIAS_MIN_BLOCKS
+            if known.sum() >= 2:
+                levels = np.bincount(bins, weights=means[:, channel], minlength=BIAS_LEVELS)[known] / counts[known]
+                values = np.bincount(bins, weights=biases[:, channel], minlength=BIAS_LEVELS)[known] / counts[known]
+                table[:, channel] = np.interp(centres, levels, values)
     return tuple((float(level), *map(float, np.round(row, 6))) for level, row in zip(centres, table))
+
+
+def holds_noise(residual: np.ndarray) -> bool:
+    """Whether every channel of a block's plane-fit ``residual`` spreads by :data:`SATURATED` or more (a channel
+    clipped flat holds no noise to take the median of)."""
+    return bool(residual.reshape(-1, residual.shape[-1]).std(axis=0).min() >= SATURATED)
 
 
 def estimate_noise(crops: Iterable[np.ndarray], *, radius: int = RADIUS, block: int = FLAT_BLOCK,
@@ -160,8 +168,8 @@ def estimate_noise(crops: Iterable[np.ndarray], *, radius: int = RADIUS, block: 
     """The :class:`NoiseModel` of noisy float RGB (H, W, 3) ``crops``: the plane-fit residuals of their flattest
     blocks (:func:`block_residuals`) that are not near black or white, their pooled channel covariance and, after
     :func:`decorrelating_transform`, their pooled per-channel autocorrelation at lags up to ``radius``,
-    Bartlett-tapered; and the :func:`mean_bias` of the flattest ``fraction`` of all blocks (module docstring, steps
-    1 and 3)."""
+    Bartlett-tapered; and the :func:`mean_bias` of the flattest ``fraction`` of all blocks that hold noise
+    (:func:`holds_noise`; module docstring, steps 1 and 3)."""
     off_plane = plane_fit_residual_operator(block)
     blocks = sorted((found for crop in crops for found in block_residuals(crop, off_plane)), key=lambda f: f[0])
     unclipped = [found for found in blocks if not near_black_or_white(found[1])]
@@ -175,8 +183,9 @@ def estimate_noise(crops: Iterable[np.ndarray], *, radius: int = RADIUS, block: 
         crop_sums, crop_counts = autocorrelation(residual @ transform.T, radius=radius)
         sums, counts = sums + crop_sums, counts + crop_counts
     taper = 1 - np.abs(np.arange(-radius, radius + 1)) / (radius + 1)
+    noisy = [found for found in blocks if holds_noise(found[2])]
     return NoiseModel(transform, sums / counts * np.outer(taper, taper)[..., None],
-                      mean_bias(blocks[:max(1, int(len(blocks) * fraction))]))
+                      mean_bias(noisy[:max(1, int(len(noisy) * fraction))]))
 
 
 def bm3d_denoise(noisy: np.ndarray, noise: NoiseModel, *, psd_scale: float) -> np.ndarray:

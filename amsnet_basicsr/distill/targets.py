@@ -57,7 +57,7 @@ def prepare_targets(opt: Mapping[str, Any], *, force: bool = False, device: str 
     source, output = _check_paths(opt, force)
     keys = _lmdb_keys(source)
     teacher, config = build_teacher(opt, device)
-    classical = _classical_teacher(opt, source, keys)
+    classical = _classical_teacher(opt, source)
     settings = _settings(opt, config, source, output, len(keys))
     if classical is not None:
         settings[classical_teacher.SECTION] = dict(classical['section'], noise=classical['noise'].as_dict())
@@ -122,23 +122,29 @@ def _open_partial(output: str, settings: Dict[str, Any], log: Log) -> Tuple[str,
     return partial_root, osp.join(partial_root, osp.basename(output))
 
 
-def _classical_teacher(opt: Mapping[str, Any], source: str, keys: Sequence[str]) -> Optional[Dict[str, Any]]:
+def _classical_teacher(opt: Mapping[str, Any], source: str) -> Optional[Dict[str, Any]]:
     """The checked ``classical_teacher`` section and the :class:`~amsnet_basicsr.distill.classical.NoiseModel`
     measured on ``noise_crops`` evenly spaced noisy crops; None without the section."""
     section = opt.get(classical_teacher.SECTION)
     if section is None:
         return None
     section = classical_teacher.check_section(section)
+    return dict(section=section, noise=measured_noise(source, crops=section['noise_crops']))
+
+
+def measured_noise(source: str, *, crops: int) -> classical_teacher.NoiseModel:
+    """The :class:`~amsnet_basicsr.distill.classical.NoiseModel` measured on ``crops`` evenly spaced noisy crops of
+    the BasicSR LMDB ``source`` (:func:`~amsnet_basicsr.distill.classical.estimate_noise`)."""
     import lmdb
-    spaced = np.linspace(0, len(keys) - 1, min(section['noise_crops'], len(keys))).astype(int)
-    chosen = [keys[index] for index in spaced]
+    keys = _lmdb_keys(source)
+    spaced = np.linspace(0, len(keys) - 1, min(crops, len(keys))).astype(int)
     env = lmdb.open(source, readonly=True, lock=False, readahead=False)
     try:
         with env.begin() as txn:
-            noisy = [_stored_rgb(txn, source, key) for key in chosen]
+            noisy = [_stored_rgb(txn, source, keys[index]) for index in spaced]
     finally:
         env.close()
-    return dict(section=section, noise=classical_teacher.estimate_noise(noisy))
+    return classical_teacher.estimate_noise(noisy)
 
 
 def _write_targets(teacher: torch.nn.Module, config: SchemeConfig, source: str, partial: str, keys: Sequence[str],

@@ -1,7 +1,9 @@
 """The data-shift bench: one demo run's settings, evaluated on every camera-pipeline variant, nothing re-tuned; the
-variants' noise, their photos, and the whole-photo path through the product's inference object."""
+variants' noise, their photos, and the whole-photo path through the product's inference object; the re-scoring of
+its trained students with the noise mean (benchmarks/rescore_students.py)."""
 import json
 import os
+import os.path as osp
 import subprocess
 import sys
 
@@ -9,6 +11,8 @@ import cv2
 import data_shift
 import numpy as np
 import pytest
+import rescore_students
+import yaml
 
 from amsnet_basicsr import demo_data
 from amsnet_basicsr.recipes import RECIPES, STUDENT_TILE
@@ -181,6 +185,17 @@ def test_bench_evaluates_a_demo_runs_settings_on_the_variants(tmp_path):
         noisy = data_shift.variant_photos(variant, seed=0, names=names[:1])[0][1]
         written = cv2.imread(str(folder / f'{names[0]}.png'))[..., ::-1]
         assert np.array_equal(written, np.rint(noisy * 255).astype(np.uint8))
+    # benchmarks/rescore_students.py: the runs' students with and without the noise mean measured on their tiles
+    anchored = tmp_path / 'bench' / 'train_folder_runs' / 'seed_0' / data_shift.slug(variant) / 'test-photos'
+    options = yaml.safe_load((anchored / 'train_folder' / 'denoise.yml').read_text())
+    options['amsnet']['low_frequency_anchor'] = 16  # the quick recipe keeps none; the folder recipe keeps 32 px
+    (anchored / 'train_folder' / 'denoise.yml').write_text(yaml.safe_dump(options))
+    assert rescore_students.main([str(tmp_path / 'bench'), '--block', '48', '--limit', '1', '--json',
+                                  str(tmp_path / 'rescored.json')]) == 0
+    [(folder, rescored)] = json.loads((tmp_path / 'rescored.json').read_text()).items()  # the other run: no anchor
+    assert folder.endswith(osp.join('test-photos', 'train_folder')) and rescored['seed'] == 0
+    assert np.array(rescored['anchor_bias']).shape == (8, 4)
+    assert all(0 < rescored[label][0] < 100 and rescored[label][2] >= 0 for label in ('no bias', 'bias'))
     missing = subprocess.run([sys.executable, str(SCRIPT), '--demo', str(tmp_path), '--out',
                               str(tmp_path / 'x')], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and 'no teacher options' in missing.stderr

@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from amsnet_basicsr import recipes
-from amsnet_basicsr.errors import SetupError
+from amsnet_basicsr.errors import OptionError, SetupError
 
 from basicsr.archs import build_network
 
@@ -89,11 +89,15 @@ def test_the_folder_student_s_denoise_yml_subtracts_the_recorded_noise_mean(tmp_
     rows = [[0.0625, 0.01, 0.02, 0.03], [0.9375, -0.01, -0.02, -0.03]]
     (targets / TEACHER_INFO).write_text(json.dumps({classical.SECTION: {'noise': {'mean_bias': rows}}}))
     distill = recipes.distill_stage_options(recipes.RECIPES['folder'], data, teacher, 'teacher.pth', seed=0, iters=10)
-    with_bias = train_folder.with_anchor_bias(distill, str(targets))
+    logged = []
+    with_bias = train_folder.with_anchor_bias(distill, str(targets), logged.append)
     scheme = SchemeConfig.from_options(recipes.inference_options(with_bias, 'model.pth'))
     assert scheme.anchor_bias == tuple(map(tuple, rows)) and scheme.low_frequency_anchor == 32
     assert 'anchor_bias' not in distill['amsnet']  # the training options are not changed
     quick = recipes.distill_stage_options(recipes.RECIPES['quick'], data, teacher, 'teacher.pth', seed=0, iters=10)
-    assert train_folder.with_anchor_bias(quick, str(targets)) is quick
+    assert train_folder.with_anchor_bias(quick, str(targets), logged.append) is quick and not logged
     (targets / TEACHER_INFO).write_text(json.dumps({classical.SECTION: {'noise': {'transform': []}}}))
-    assert train_folder.with_anchor_bias(distill, str(targets)) is distill
+    assert train_folder.with_anchor_bias(distill, str(targets), logged.append) is distill
+    assert logged and 'records no noise mean' in logged[0]
+    with pytest.raises(OptionError, match='is not a teacher-targets LMDB'):
+        train_folder.with_anchor_bias(distill, str(tmp_path / 'missing.lmdb'), logged.append)

@@ -8,23 +8,27 @@ import torch
 
 import amsnet_basicsr.plugin  # noqa: F401  (registers AMSNet into BasicSR)
 from amsnet_basicsr import denoise, export
+from amsnet_basicsr.inference import AMSNetDenoiser
 
 from basicsr.archs import build_network
 
+ANCHOR_BIAS = [[0.2, -0.02, -0.01, -0.03], [0.8, -0.005, -0.002, -0.004]]
 STUDENT = {'type': 'NAFNet', 'img_channel': 3, 'width': 8, 'middle_blk_num': 1, 'enc_blk_nums': [1, 1],
            'dec_blk_nums': [1, 1]}
 
 
 @pytest.fixture
 def student(tmp_path, write_options):
-    """(options file, checkpoint) of a small single-pass NAFNet with random weights."""
+    """(options file, checkpoint) of a small single-pass NAFNet with random weights, keeping the input's block means
+    less a noise mean by level (as amsnet-train-folder's students do)."""
     torch.manual_seed(0)
     net = build_network(dict(STUDENT))
     checkpoint = tmp_path / 'student.pth'
     torch.save({'params': net.state_dict()}, checkpoint)
     options = write_options(tmp_path / 'student.yml', {
         'name': 'student', 'model_type': 'AMSNetModel', 'network_g': dict(STUDENT),
-        'amsnet': {'single_pass': True, 'tile': {'size': 64, 'overlap': 16}},
+        'amsnet': {'single_pass': True, 'tile': {'size': 64, 'overlap': 16}, 'low_frequency_anchor': 16,
+                   'anchor_bias': ANCHOR_BIAS},
         'path': {'pretrain_network_g': str(checkpoint)}})
     return options, checkpoint
 
@@ -32,13 +36,16 @@ def student(tmp_path, write_options):
 @pytest.mark.slow
 def test_export_round_trip_and_denoise_with_onnxruntime(tmp_path, student, image_folders, capsys):
     """The graph agrees with torch to 1e-4 on 256x256 and odd sizes (checked on export and here on another size);
-    amsnet-denoise with the .onnx writes the image the torch model writes (same tiles, same blending)."""
+    amsnet-denoise with the .onnx writes the image the torch model writes (same tiles, same blending, the same
+    anchored means: the sidecar keeps ``low_frequency_anchor`` and ``anchor_bias``)."""
     options, checkpoint = student
     onnx_path = tmp_path / 'out' / 'student.onnx'
     assert export.main(['-opt', str(options), '--output', str(onnx_path)]) == 0
     info = json.loads(export.sidecar_path(onnx_path).read_text())
     assert info['max_abs_difference'] <= 1e-4 and info['channels'] == 3 and info['input_range'] == [0.0, 1.0]
     assert info['architecture'] == STUDENT and info['size_multiple'] == 1 and info['scale'] == 1
+    assert info['low_frequency_anchor'] == 16 and info['anchor_bias'] == ANCHOR_BIAS
+    assert AMSNetDenoiser.from_onnx(onnx_path).scheme.anchor_bias == tuple(map(tuple, ANCHOR_BIAS))
     runner = export.OnnxDenoiser(onnx_path)
     net = build_network(dict(STUDENT))
     net.load_state_dict(torch.load(checkpoint)['params'])

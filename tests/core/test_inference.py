@@ -300,9 +300,10 @@ def test_the_low_frequency_anchor_removes_a_cast_and_keeps_only_the_noise_block_
 
 
 def test_the_anchor_bias_removes_the_noise_s_own_mean_at_each_level():
-    """sRGB noise whose mean depends on the level (here -0.02 at 0.2, -0.005 at 0.8, per channel): anchored to the
-    noisy means alone, an exact student inherits that mean; with ``anchor_bias`` (rows level, R, G, B; linear between
-    the levels) it is removed, on colour and, through the channels' mean, on gray images."""
+    """sRGB noise whose mean depends on the level (per channel: -0.02 / -0.01 / -0.03 at 0.2, -0.005 / -0.002 /
+    -0.004 at 0.8): anchored to the noisy means alone, an exact student inherits that mean; with ``anchor_bias`` (rows
+    level, R, G, B; linear between the levels, flat beyond) it is removed, on colour and, through the channels' mean,
+    on gray images; one row is a constant."""
     generator = torch.Generator().manual_seed(1)
     clean = torch.full((1, 3, 64, 96), 0.2)
     clean[..., 48:] = 0.8  # two flat halves, the second at the upper level
@@ -323,18 +324,24 @@ def test_the_anchor_bias_removes_the_noise_s_own_mean_at_each_level():
         middle), atol=1e-6, rtol=0)  # the means raised by what the noise lowered them
     gray = inference.anchor_low_frequencies(middle[:, :1], middle[:, :1], block=8, bias=rows)
     torch.testing.assert_close(gray - 0.5, torch.full_like(gray, 0.0355 / 3), atol=1e-6, rtol=0)
+    beyond = inference.anchor_low_frequencies(middle + 0.45, middle + 0.45, block=8, bias=rows)  # 0.95 > 0.8
+    torch.testing.assert_close(beyond - middle - 0.45, torch.tensor(rows[1][1:]).neg().view(1, 3, 1, 1).expand_as(
+        middle), atol=1e-6, rtol=0)
+    constant = inference.anchor_low_frequencies(middle, middle, block=8, bias=rows[:1])
+    torch.testing.assert_close(constant - middle, torch.tensor(rows[0][1:]).neg().view(1, 3, 1, 1).expand_as(
+        middle), atol=1e-6, rtol=0)
     with pytest.raises(ImageError, match='anchor_bias has 3 channels, the image 2'):
         inference.anchor_low_frequencies(middle[:, :2], middle[:, :2], block=8, bias=rows)
 
 
 @pytest.mark.parametrize('value,message', [
-    ([[0.5, 0.1, 0.1]], None), ([], 'got'), ([[0.5]], 'got'), ('big', 'got'),
+    ([[0.5, 0.1, 0.1, 0.2]], None), ([[0.5, 0.1, 0.1]], 'got'), ([], 'got'), ([[0.5]], 'got'), ('big', 'got'),
     ([[0.2, 0, 0, 0], [0.2, 0, 0, 0]], 'got levels'), ([[0.5, 0, 0, 0], [1.5, 0, 0, 0]], 'got levels'),
     ([[0.5, 0, 0, 0], [0.6, 0, 0]], 'got'), ([[0.5, 0, True, 0]], 'got')])
 def test_the_anchor_bias_option_is_validated(value, message):
     section = {'low_frequency_anchor': 32, 'anchor_bias': value}
     if message is None:
-        assert SchemeConfig.from_section(section).anchor_bias == ((0.5, 0.1, 0.1),)
+        assert SchemeConfig.from_section(section).anchor_bias == ((0.5, 0.1, 0.1, 0.2),)
         return
     with pytest.raises(OptionError, match=f'amsnet.anchor_bias must be a list .*{message}'):
         SchemeConfig.from_section(section)
