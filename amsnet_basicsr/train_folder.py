@@ -24,9 +24,9 @@ camera's noise best. Steps, each a part of this package that the other commands 
    student (``--student-iters``; 0 keeps the B-E model). Its target on each training tile is BM3D given the noise
    measured on the flat blocks of the noisy tiles: its PSD and colour correlation (``classical_teacher`` with
    weight 1, :mod:`amsnet_basicsr.distill.classical`); the student keeps the input's 32-px block means
-   (``low_frequency_anchor``: no colour cast), less the noise's own mean at their level, measured on the same flat
-   blocks (``anchor_bias``: sRGB noise is not zero-mean). Denoising (``amsnet-denoise``) then covers every photo,
-   whichever tiles were trained on.
+   (``low_frequency_anchor``: no colour cast), less the noise's own mean at their level, measured with the PSD on
+   the flattest blocks (``anchor_bias``: sRGB noise is not zero-mean). Denoising (``amsnet-denoise``) then covers
+   every photo, whichever tiles were trained on.
 5. Write ``denoise.yml`` (options for ``amsnet-denoise`` / ``test.py``:
    :func:`amsnet_basicsr.recipes.inference_options`) and ``model.pth``.
 
