@@ -74,7 +74,7 @@ def test_large_section_denoises_as_its_tiling_call_did(untiled, large_r3, chunk)
     bit, as the ``tiling.denoise_image`` call it replaced (on channels-last inputs, as the product runs a network on the
     CPU), tiled or untiled, with R^3 or without, at any chunk size."""
     from amsnet_basicsr import tiling
-    from amsnet_basicsr.inference import channels_last_inputs
+    from amsnet_basicsr.inference import channels_last
     from amsnet_basicsr.masks import PositionalMasks
     device = torch.device('cpu')
     args = inference_speed.parse_args(['--arch', 'UNet', '--size', 'tiny', '--tile', '64', '--overlap', '8',
@@ -84,7 +84,7 @@ def test_large_section_denoises_as_its_tiling_call_did(untiled, large_r3, chunk)
     net, multiple, _ = inference_speed.build(args.arch, args.size, device)
     image = inference_speed.test_image(96, 80, device)
     _, chunking = inference_speed.chunk_settings(args.chunk_size, device)
-    expected = tiling.denoise_image(channels_last_inputs(net), image, masks=PositionalMasks(0), stride=2,
+    expected = tiling.denoise_image(channels_last(net), image, masks=PositionalMasks(0), stride=2,
                                     num_branches=args.num_branches, multiple=multiple,
                                     refine_times=args.r3_times if large_r3 else 0,
                                     tile_size=None if untiled else args.tile, overlap=args.overlap, device=device,

@@ -12,7 +12,7 @@ from amsnet_basicsr import archs, denoise, distill, inference, tiling
 from amsnet_basicsr.config import SchemeConfig
 from amsnet_basicsr.errors import ImageError, OptionError
 from amsnet_basicsr.image_io import join_image, read_image, split_image
-from amsnet_basicsr.inference import AMSNetDenoiser, channels_last_inputs, overlay
+from amsnet_basicsr.inference import AMSNetDenoiser, channels_last, overlay
 from amsnet_basicsr.masks import PositionalMasks
 from amsnet_basicsr.networks import build_denoiser
 
@@ -39,27 +39,29 @@ def reference(kind, colour):
     net = build_denoiser(options, options['path']['pretrain_network_g'])
     config = SchemeConfig.from_options(options).resolved(net)
     tensor = torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)[None]
-    output = tiling.denoise_image(channels_last_inputs(net), tensor.contiguous(), masks=PositionalMasks(config.seed),
+    output = tiling.denoise_image(channels_last(net), tensor.contiguous(), masks=PositionalMasks(config.seed),
                                   **config.inference_kwargs('cpu'), device=torch.device('cpu'))
     return output[0].permute(1, 2, 0).float().numpy()
 
 
 # ------------------------------------------------------------------------------------------------ memory format
 @pytest.mark.parametrize('kind', sorted(NETWORKS))
-def test_the_cpu_runs_the_network_on_channels_last_inputs_without_touching_it(kind):
-    """On the CPU every tile batch reaches the network as an NHWC tensor (oneDNN's fast layout); the weights keep their
-    layout and values (a network still training is not changed), the output is NCHW-contiguous and equals the NCHW
-    computation to float rounding."""
+def test_the_cpu_runs_the_network_on_channels_last_without_touching_it(kind):
+    """On the CPU every tile batch reaches a channels-last copy of the network as an NHWC tensor (oneDNN's fast
+    layout); the network itself keeps its weights' layout and values (a network still training is not changed), the
+    output is NCHW-contiguous and equals the NCHW computation to float rounding."""
     options = golden_options(kind)
     denoiser = AMSNetDenoiser.from_options(options)
     before = {name: (value.clone(), value.stride()) for name, value in denoiser.net.state_dict().items()}
     layouts = []
-    hook = denoiser.net.register_forward_pre_hook(
-        lambda module, inputs: layouts.append(inputs[0].is_contiguous(memory_format=torch.channels_last)))
+    hook = denoiser.net.register_forward_pre_hook(  # deep-copied with the network: it reports the copy's calls
+        lambda module, inputs: layouts.append((inputs[0].is_contiguous(memory_format=torch.channels_last),
+                                               all(p.is_contiguous(memory_format=torch.channels_last)
+                                                   for p in module.parameters() if p.dim() == 4))))
     colour = noisy_photo()
     output = denoiser(torch.from_numpy(colour).permute(2, 0, 1)[None])
     hook.remove()
-    assert layouts and all(layouts) and output.is_contiguous()
+    assert layouts and all(tiles and weights for tiles, weights in layouts) and output.is_contiguous()
     for name, value in denoiser.net.state_dict().items():
         assert torch.equal(value, before[name][0]) and value.stride() == before[name][1]
     config = denoiser.scheme
@@ -163,7 +165,7 @@ def test_a_colour_photo_goes_through_a_one_channel_model_channel_by_channel(tmp_
     # channel is the gray photo's computation)
     np.testing.assert_array_equal(output[..., :1], denoiser(colour[..., :1]))
     channels = torch.from_numpy(np.ascontiguousarray(colour)).permute(2, 0, 1)[:, None]
-    expected = tiling.denoise_image(denoiser.net, channels, masks=PositionalMasks(2),
+    expected = tiling.denoise_image(channels_last(denoiser.net), channels, masks=PositionalMasks(2),
                                     **denoiser.scheme.inference_kwargs('cpu'))
     np.testing.assert_array_equal(output, expected[:, 0].permute(1, 2, 0).numpy())
     with pytest.raises(ImageError, match='a 2-channel image cannot go through a 1-channel model'):
