@@ -26,7 +26,8 @@ JPEG, float -> 16-bit PNG or 8-bit JPEG). A photo too small for the mask scheme'
 
 This module is the command line only: flags -> ``amsnet:`` overrides (:data:`FLAG_KEYS`) ->
 :class:`~amsnet_basicsr.inference.AMSNetDenoiser` -> the file loop; the photo files are
-:mod:`amsnet_basicsr.image_io`'s.
+:mod:`amsnet_basicsr.image_io`'s. The process keeps the memory it frees for the next tile
+(:func:`~amsnet_basicsr.inference.keep_freed_memory`).
 
 Errors (:mod:`amsnet_basicsr.errors`): a bad flag, options file, model, input, ``--ext`` or an output folder that
 cannot be created or written stops the command before any photo with one line and exit status 2. A photo that
@@ -57,7 +58,7 @@ from .errors import (
     report_interrupt,
 )
 from .image_io import IMAGE_EXTENSIONS, find_images, join_image, read_image, split_image, write_image
-from .inference import PRECISIONS, AMSNetDenoiser, check_strength
+from .inference import PRECISIONS, AMSNetDenoiser, check_strength, keep_freed_memory
 from .models.adaptation import adapted
 from .networks import load_options, model_channels, options_checkpoint  # noqa: F401  (model_channels: the channel rule)
 
@@ -285,6 +286,7 @@ def main(argv=None):
     """The command; exit status 0, 1 (some files failed), 2 (nothing could run) or 130 (interrupted), see
     :mod:`amsnet_basicsr.errors`."""
     args = parse_args(argv)
+    keep_freed_memory()
     # OpenCV logs "[ WARN ...]" lines of its own on stderr (libtiff's notes on a TIFF's extra samples, encoder
     # fallbacks); this command reports every problem itself, once, so OpenCV stays silent while it runs.
     log_level = cv2.utils.logging.getLogLevel()

@@ -35,6 +35,7 @@ Anchors: spandrel's ``ImageModelDescriptor`` (channels, size requirements, ``__c
 ``RealESRGANer`` (device, half precision, tiles).
 """
 import contextlib
+import ctypes
 import json
 import math
 import os
@@ -58,6 +59,9 @@ from .tiling import Progress
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 Image = Union[np.ndarray, torch.Tensor]
+# glibc's mallopt(3) parameters (<malloc.h>), and the bytes :func:`keep_freed_memory` gives both
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+KEPT_MEMORY = 1 << 30
 
 
 def anchor_low_frequencies(noisy: torch.Tensor, denoised: torch.Tensor, *, block: int,
@@ -104,6 +108,24 @@ def channels_last(net: torch.nn.Module) -> Denoiser:
     "Memory format"). ``net`` itself is not changed (it may be a network in training)."""
     copy = deepcopy(net).to(memory_format=torch.channels_last)
     return lambda tensor: copy(tensor.contiguous(memory_format=torch.channels_last))
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc hand freed feature maps to the next layer instead of back to the system, for a process that
+    denoises photos on the CPU (``amsnet-denoise`` calls it first). By default an allocation above a dynamic
+    threshold (at most 32 MiB: a 512-px tile's widest maps are 32 MiB, a larger tile's more) is a fresh ``mmap``
+    whose every page the kernel faults in and zeroes, on every layer, and free heap is given back above twice the
+    threshold; here allocations up to :data:`KEPT_MEMORY` (1 GiB) come from the heap and as much free heap is kept.
+    The process's memory then stays at its peak until it exits. PyTorch's CPU performance guide gets the same from
+    jemalloc or tcmalloc preloaded; ``benchmarks/results/inference_speed.md``, "Memory format", has the measurement.
+    Returns whether both settings took; False, changing nothing, where the C library is not glibc (macOS, Windows,
+    musl, whose ``mallopt`` does nothing)."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt, _ = libc.mallopt, libc.gnu_get_libc_version  # the latter only glibc has
+    except (OSError, AttributeError, TypeError):
+        return False
+    return all(mallopt(parameter, ctypes.c_int(KEPT_MEMORY)) for parameter in (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD))
 
 
 def check_strength(strength: float) -> float:

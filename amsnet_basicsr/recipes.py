@@ -70,8 +70,9 @@ MASK_EXPERIMENT = 'AMSNet_demo'
 STUDENT_EXPERIMENT = 'AMSNet_D_demo'
 TEACHER = 'AMSNet_folder'
 # the student's inference tile, with the 2 x train_size overlap: within 1 grey level of the whole-image output on a
-# 12 MP photo, and the fastest measured there (2 threads: 512 px 36 s, 768 px 47 s, 1,024 px 57 s; docs/tiling.md)
-STUDENT_TILE = 512
+# 12 MP photo (docs/tiling.md), and the fastest measured as amsnet-denoise runs (2 threads, freed memory kept:
+# 0.51 / 0.83 / 0.66 MP/s at 512 / 768 / 1,024 px on 12 MP, 0.52 / 0.62 / 0.79 on 3 MP; inference_speed.md)
+STUDENT_TILE = 768
 
 
 # ----------------------------------------------------------------------------------------------- shared sections

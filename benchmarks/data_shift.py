@@ -30,7 +30,7 @@ through :func:`amsnet_basicsr.recipes.inference_options` for B and B-E), tiles i
 the demo's 256x256 blocks (``--block``, ``--limit`` per photo), every method on the same blocks; with
 ``--whole-photos`` every method, the filters included, denoises the whole photos and is scored on them, every
 method on the same pixels: the soft variants' photos are 1024 px on a side where the photo allows (astronaut
-1024 x 1024, chelsea 902 x 600), larger than the student's 512-px tile, so tiling is part of what is judged; the
+1024 x 1024, chelsea 902 x 600), wider than the student's 768-px tile, so tiling is part of what is judged; the
 native-sharpness photos are the bundled files' own size, at most 512 px (one tile).
 
 Columns per method: PSNR / SSIM (BasicSR, 8-bit RGB; the mean over the scored images, and per photo with
@@ -75,7 +75,7 @@ LAGS = tuple(REAL_NOISE_AUTOCORRELATION)
 # installed (no download): scikit-image's grey sample photos of 512 x 512 px, the cameraman and three textures (its
 # other images are microscopy, astronomy, synthetic or smaller), given a colour each (RGB multipliers: grey, a brick
 # red, a grass green, a sand colour; made up) so that the camera's white balance and Bayer mosaic see coloured scenes.
-# At 512 px each is one student tile (recipes.STUDENT_TILE): no other-source photo is larger at native sharpness.
+# At 512 px each is one student tile (recipes.STUDENT_TILE, 768): no other-source photo is larger at native sharpness.
 # motorcycle_right (741 px, colour) is left out: the other view of the stereo pair whose left view (motorcycle_left)
 # the demo trains on, nearly the same scene.
 OTHER_PHOTOS = {'camera': (1.0, 1.0, 1.0), 'brick': (0.95, 0.62, 0.5), 'grass': (0.62, 0.9, 0.45),

@@ -30,7 +30,9 @@ large    A ``--megapixels`` image (3:2, default 24 MP = 6000x4000) denoised tile
          size.
 photo    ``--photo-options`` (a ``denoise.yml`` of ``amsnet-train-folder``) on a ``--photo-megapixels`` image (3:2,
          default 3 and 12) through ``AMSNetDenoiser``, as ``amsnet-denoise`` runs it (on the CPU: channels-last
-         tiles), and the same tiles in NCHW: seconds and megapixels per second.
+         tiles, freed memory kept), also at the tile sizes of ``--photo-tiles``, and the same tiles in NCHW: seconds
+         and megapixels per second. ``--default-malloc`` (large and photo sections) leaves glibc's malloc as it is
+         (:func:`amsnet_basicsr.inference.keep_freed_memory`).
 
 Chunk sizes are spelled as in ``amsnet-denoise --chunk-size`` (:func:`amsnet_basicsr.denoise.chunk_size_flag`):
 ``auto`` (the pixel budget of ``amsnet.chunk_size: auto`` on this device), ``all`` (every pass in one call:
@@ -56,7 +58,7 @@ from amsnet_basicsr import scheme, tiling
 from amsnet_basicsr.config import CHUNK_PIXELS, SchemeConfig
 from amsnet_basicsr.denoise import chunk_size_flag
 from amsnet_basicsr.errors import run_command
-from amsnet_basicsr.inference import AMSNetDenoiser
+from amsnet_basicsr.inference import AMSNetDenoiser, keep_freed_memory
 from amsnet_basicsr.masks import GeneratorMasks, PositionalMasks
 
 from basicsr.archs import build_network
@@ -335,6 +337,7 @@ def large_denoiser(args, net, multiple, device):
 def child_run(args):
     """In a fresh process: denoise one image with :func:`large_denoiser`; print JSON with seconds and peak memory."""
     device = torch.device(args.device)
+    malloc_line(args)
     net, multiple, _ = build(args.arch, args.size, device)
     denoiser = large_denoiser(args, net, multiple, device)
     height, width = args.child_size
@@ -362,7 +365,7 @@ def run_child(args, height, width, untiled):
                '--size', args.size, '--device', args.device, '--precisions', args.precisions[0],
                '--tile', str(args.tile), '--overlap', str(args.overlap), '--r3-times', str(args.r3_times),
                '--num-branches', str(args.num_branches)]
-    command += ['--chunk-size', str(args.chunk_size)]
+    command += ['--chunk-size', str(args.chunk_size)] + (['--default-malloc'] if args.default_malloc else [])
     command += ['--threads', str(args.threads)] if args.threads else []
     command += ['--untiled'] if untiled else []
     command += ['--large-r3'] if args.large_r3 else []
@@ -402,23 +405,40 @@ def bench_large(args):
 
 
 # --------------------------------------------------------------------------------------------------- photo
+def malloc_line(args):
+    """Apply amsnet-denoise's malloc settings (:func:`~amsnet_basicsr.inference.keep_freed_memory`) unless
+    ``--default-malloc``; returns how the process allocates, for the printout."""
+    if args.default_malloc:
+        return "glibc's default malloc (--default-malloc)"
+    return ('freed memory kept, as amsnet-denoise runs' if keep_freed_memory()
+            else "the C library's default malloc (not glibc)")
+
+
 def bench_photo(args, device):
     """MP/s of a trained ``denoise.yml`` on whole photos: the product's call (on the CPU the network gets channels-last
-    tiles) against the same tiling call on NCHW tiles (the anchor and the strength blend left out)."""
-    denoiser = AMSNetDenoiser.from_options(args.photo_options, device=device)
-    print(f'\n== photos ({args.photo_options}: {denoiser.net.__class__.__name__}, tile {denoiser.scheme.tile.size} / '
-          f'{denoiser.scheme.tile.overlap})')
-    nchw_tiles = dict(masks=PositionalMasks(denoiser.scheme.seed), **denoiser.scheme.inference_kwargs(device.type),
+    tiles, and the process keeps freed memory as ``amsnet-denoise`` does) at its own tile size and each of
+    ``--photo-tiles``, against the same tiling call on NCHW tiles at its own tile size (the anchor and the strength
+    blend left out)."""
+    malloc = malloc_line(args)
+    own = AMSNetDenoiser.from_options(args.photo_options, device=device)
+    tile = own.scheme.tile
+    print(f'\n== photos ({args.photo_options}: {own.net.__class__.__name__}, tile {tile.size} / {tile.overlap}; '
+          f'{malloc})')
+    nchw_tiles = dict(masks=PositionalMasks(own.scheme.seed), **own.scheme.inference_kwargs(device.type),
                       device=device)
+    runs = [(f'amsnet-denoise, tile {tile.size}', own),
+            (f'NCHW tiles, tile {tile.size}', lambda photo: tiling.denoise_image(own.net, photo, **nchw_tiles))]
+    runs += [(f'amsnet-denoise, tile {size}',
+              AMSNetDenoiser.from_options(args.photo_options, device=device, overrides={'tile': {'size': size}}))
+             for size in args.photo_tiles if size != tile.size]
     results = []
     for megapixels in args.photo_megapixels:
         image = test_image(*size_for(megapixels), device)
-        for name, run in (('amsnet-denoise', denoiser),
-                          ('NCHW tiles', lambda photo: tiling.denoise_image(denoiser.net, photo, **nchw_tiles))):
+        for name, run in runs:
             seconds = timed(lambda photo=image, run=run: run(photo), device, args.repeats, clock=CLOCKS[args.clock])
             results.append(dict(megapixels=megapixels, height=image.shape[2], width=image.shape[3], path=name,
-                                seconds=seconds))
-            print(f'{image.shape[2]}x{image.shape[3]} ({image[0, 0].numel() / 1e6:.1f} MP), {name:14}: '
+                                seconds=seconds, malloc=malloc))
+            print(f'{image.shape[2]}x{image.shape[3]} ({image[0, 0].numel() / 1e6:.1f} MP), {name:26}: '
                   f'{seconds:.2f} s = {image[0, 0].numel() / seconds / 1e6:.2f} MP/s')
     return results
 
@@ -460,6 +480,10 @@ def parse_args(argv=None):
     parser.add_argument('--large-r3', action='store_true', help='R3 on in the large section')
     parser.add_argument('--photo-options', help='photo section: a denoise.yml written by amsnet-train-folder')
     parser.add_argument('--photo-megapixels', type=float, nargs='+', default=[3.0, 12.0])
+    parser.add_argument('--photo-tiles', type=int, nargs='+', default=[],
+                        help='photo section: also these tile sizes (the overlap of the denoise.yml)')
+    parser.add_argument('--default-malloc', action='store_true',
+                        help="large and photo sections: glibc's default malloc, not amsnet-denoise's settings")
     parser.add_argument('--json', help='also write all results to this JSON file')
     parser.add_argument('--child', type=parse_size, dest='child_size', help=argparse.SUPPRESS)
     parser.add_argument('--untiled', action='store_true', dest='child_untiled', help=argparse.SUPPRESS)

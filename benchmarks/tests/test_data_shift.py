@@ -15,7 +15,7 @@ import rescore_students
 import yaml
 
 from amsnet_basicsr import demo_data
-from amsnet_basicsr.recipes import RECIPES, STUDENT_TILE
+from amsnet_basicsr.recipes import RECIPES
 
 from helpers import GOLDEN, GOLDEN_NETWORKS, GOLDEN_SCHEMES, REPO
 
@@ -76,7 +76,7 @@ def test_in_camera_variants_spread_the_noise_like_a_phone():
 
 def test_other_photos_are_another_source_at_native_sharpness():
     """The other-source photos are none of the demo's photos (nor the stereo twin of its motorcycle_left), each at
-    least one student tile (512 px) on a side at native sharpness, coloured, through the demo's bilinear camera."""
+    least 512 px on a side at native sharpness, coloured, through the demo's bilinear camera."""
     demo_photos = {*demo_data.TRAIN_IMAGES, demo_data.VAL_IMAGE, *demo_data.TEST_IMAGES}
     assert not set(data_shift.OTHER_PHOTOS) & demo_photos
     assert not any(name.split('_')[0] in {photo.split('_')[0] for photo in demo_photos}
@@ -85,7 +85,7 @@ def test_other_photos_are_another_source_at_native_sharpness():
     photos = data_shift.variant_photos(variant, seed=0)
     assert [name for name, _, _ in photos] == list(data_shift.OTHER_PHOTOS)
     for name, _, clean in photos:
-        assert min(clean.shape[:2]) >= STUDENT_TILE and clean.shape[:2] == demo_data.load_sample(name).shape[:2]
+        assert min(clean.shape[:2]) >= 512 and clean.shape[:2] == demo_data.load_sample(name).shape[:2]
         tinted = len(set(data_shift.OTHER_PHOTOS[name])) > 1
         assert (np.ptp(clean.mean((0, 1))) > 0.05) == tinted, name  # the grey one stays grey through the camera
     # the demo's camera: the bilinear demosaic's correlation (~0.6 at 1 px, ~0.15-0.2 at 2 px, none from 3 px)

@@ -108,16 +108,20 @@ def test_student_section_times_teacher_student_and_onnx(tmp_path):
 
 
 def test_photo_section_times_a_denoise_yml_and_its_nchw_tiles(tmp_path, write_options):
-    """The photo section runs a ``denoise.yml`` through AMSNetDenoiser on photos of the given sizes, and the same tiles
-    in NCHW."""
+    """The photo section runs a ``denoise.yml`` through AMSNetDenoiser on photos of the given sizes, at its own tile
+    size and another, and its own tiles in NCHW (glibc's malloc left as it is in this test process)."""
     from helpers import GOLDEN, GOLDEN_NETWORKS, GOLDEN_SCHEMES
     options = write_options(tmp_path / 'denoise.yml', {
         'network_g': GOLDEN_NETWORKS['student'], 'amsnet': GOLDEN_SCHEMES['student'],
         'path': {'pretrain_network_g': str(GOLDEN / 'student.pth'), 'param_key_g': 'params'}})
     report_path = tmp_path / 'report.json'
     inference_speed.main(['--sections', 'photo', '--photo-options', str(options), '--photo-megapixels', '0.01',
-                          '0.02', '--repeats', '1', '--clock', 'cpu', '--json', str(report_path)])
+                          '0.02', '--photo-tiles', '64', '--default-malloc', '--repeats', '1', '--clock', 'cpu',
+                          '--json', str(report_path)])
     rows = json.loads(report_path.read_text())['photo']
+    own = f'tile {GOLDEN_SCHEMES["student"]["tile"]["size"]}'
     assert [(row['megapixels'], row['path']) for row in rows] == [
-        (0.01, 'amsnet-denoise'), (0.01, 'NCHW tiles'), (0.02, 'amsnet-denoise'), (0.02, 'NCHW tiles')]
+        (megapixels, path) for megapixels in (0.01, 0.02)
+        for path in (f'amsnet-denoise, {own}', f'NCHW tiles, {own}', 'amsnet-denoise, tile 64')]
+    assert all(row['malloc'].startswith("glibc's default") for row in rows)
     assert all(row['seconds'] > 0 for row in rows)

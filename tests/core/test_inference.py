@@ -1,6 +1,10 @@
 """The one inference object (amsnet_basicsr/inference.py): AMSNetDenoiser on arrays and tensors, its strength, its
 channel handling, and ``amsnet.size_multiple: auto`` (each architecture's own size multiple, amsnet_basicsr/archs)."""
 
+import platform
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -69,6 +73,45 @@ def test_the_cpu_runs_the_network_on_channels_last_without_touching_it(kind):
                                 masks=PositionalMasks(config.seed), **config.inference_kwargs('cpu'),
                                 device=torch.device('cpu'))
     np.testing.assert_allclose(output.numpy(), nchw.numpy(), rtol=0, atol=1e-5)
+
+
+HEAP_PROBE = """
+import ctypes, sys
+import torch
+from amsnet_basicsr.inference import keep_freed_memory
+
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks',
+                                                     'fsmblks', 'uordblks', 'fordblks', 'keepcost')]
+
+
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = MallInfo2
+took = keep_freed_memory() if sys.argv[1] == 'kept' else None
+before = mallinfo2()
+maps = torch.ones(64, 1024, 1024)  # a 256 MiB feature map
+during = mallinfo2()
+del maps
+after = mallinfo2()
+print(took, during.hblkhd - before.hblkhd, during.arena - before.arena, after.arena - before.arena)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason='mallopt and mallinfo2 are glibc\'s')
+def test_keep_freed_memory_serves_large_feature_maps_from_the_heap_and_keeps_them():
+    """amsnet-denoise's malloc settings (:func:`inference.keep_freed_memory`), in a fresh process: by default a
+    256 MiB tensor is a separate mmap (``hblkhd``), released when freed; with them it comes from the heap (``arena``)
+    (grown by about its size: part may be free heap already there) and the heap keeps it all for the next
+    layer after it is freed."""
+    size = 256 << 20
+    runs = {mode: subprocess.run([sys.executable, '-c', HEAP_PROBE, mode], capture_output=True, text=True,
+                                 check=True).stdout.split() for mode in ('default', 'kept')}
+    took, mapped, heap, kept = runs['default']
+    assert took == 'None' and int(mapped) >= size and int(heap) < size and int(kept) < size
+    took, mapped, heap, kept = runs['kept']
+    assert took == 'True' and int(mapped) == 0 and int(heap) > 0.9 * size and int(kept) == int(heap)
 
 
 # ------------------------------------------------------------------------------------------------ strength
