@@ -337,7 +337,7 @@ def large_denoiser(args, net, multiple, device):
 def child_run(args):
     """In a fresh process: denoise one image with :func:`large_denoiser`; print JSON with seconds and peak memory."""
     device = torch.device(args.device)
-    malloc_line(args)
+    malloc = malloc_line(args)
     net, multiple, _ = build(args.arch, args.size, device)
     denoiser = large_denoiser(args, net, multiple, device)
     height, width = args.child_size
@@ -354,7 +354,7 @@ def child_run(args):
     result = dict(height=height, width=width, tiled=not args.child_untiled, seconds=seconds,
                   seconds_per_mp=seconds / (height * width / 1e6), peak_rss_mb=resource.getrusage(
                       resource.RUSAGE_SELF).ru_maxrss / 1024, baseline_rss_mb=baseline_kb / 1024,
-                  finite=bool(torch.isfinite(output).all()))
+                  finite=bool(torch.isfinite(output).all()), malloc=malloc)
     if device.type == 'cuda':
         result['cuda_peak_mb'] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     print('RESULT ' + json.dumps(result))
