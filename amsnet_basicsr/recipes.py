@@ -22,7 +22,6 @@ import contextlib
 import copy
 import os
 import os.path as osp
-import shutil
 import subprocess
 import sys
 from typing import Callable, Iterable, Mapping, Optional, Sequence
@@ -64,9 +63,8 @@ RECIPES = {
 # iterations at a lower learning rate, chosen with amsnet-train-folder on the demo's training photos plus its
 # validation photo, scored on the validation photo only (benchmarks/results/data_shift.md, "The recipe"): about 8
 # CPU-minutes in all for two 1-MP photos.
-# BM3D's targets are computed on each tile with bm3d_context px of its photo around it (docs/distillation.md).
 RECIPES['folder'] = {**RECIPES['full'], 'nc': 32, 'nb': 6, 'lr': 1e-3, 'iters': 3000, 'bm3d_weight': 1.0,
-                     'bm3d_psd_scale': 1.5, 'bm3d_context': 32, 'student_iters': 1600, 'low_frequency_anchor': 32}
+                     'bm3d_psd_scale': 1.5, 'student_iters': 1600, 'low_frequency_anchor': 32}
 
 MASK_EXPERIMENT = 'AMSNet_demo'
 STUDENT_EXPERIMENT = 'AMSNet_D_demo'
@@ -173,9 +171,7 @@ def distill_stage_options(config: Mapping, data: Mapping, teacher: Mapping, teac
     The student is spandrel's NAFNet with TLC (``LocalNAFNet``, exact on ``student_crop`` crops; width
     ``student_width``: 16 is the ~1.1 M-parameter student of the shipped SIDD options), trained with L1 to the
     targets and Adam with cosine decay, and run once per image at test time. Nothing clean is read: the teacher's
-    validation section only feeds a logged metric. With ``bm3d_weight`` BM3D is the (or a second) teacher
-    (``classical_teacher``), run on the tiles in their context when ``data['context_lmdb']`` is given
-    (:func:`pack_noisy_tiles`)."""
+    validation section only feeds a logged metric."""
     options = copy.deepcopy(teacher)
     student_scheme = {'single_pass': True, 'tile': {'size': None}}
     if config.get('low_frequency_anchor'):  # the input's block means (inference.anchor_low_frequencies): no cast
@@ -201,8 +197,6 @@ def distill_stage_options(config: Mapping, data: Mapping, teacher: Mapping, teac
     options['logger'] = logger_section(iters, use_tb_logger=False)
     if config.get('bm3d_weight'):  # BM3D as a second teacher (amsnet_basicsr.distill.classical)
         options['classical_teacher'] = {'weight': config['bm3d_weight'], 'psd_scale': config['bm3d_psd_scale']}
-        if data.get('context_lmdb'):  # the tiles with bm3d_context px of their photo (pack_noisy_tiles)
-            options['classical_teacher']['context_lmdb'] = osp.abspath(data['context_lmdb'])
     return options
 
 
@@ -273,8 +267,7 @@ def write_png(path: str, image: np.ndarray, bits: int = 8) -> None:
 
 def pack_noisy_tiles(named_images: Iterable[tuple[str, np.ndarray]], tiles_dir: str, lmdb_path: str, tile: int,
                      bits: Optional[Mapping[str, int]] = None, *,
-                     corners: Optional[Mapping[str, Sequence[tuple[int, int]]]] = None,
-                     context: Optional[tuple[int, str]] = None) -> list[str]:
+                     corners: Optional[Mapping[str, Sequence[tuple[int, int]]]] = None) -> list[str]:
     """Cut every (name, noisy float RGB image) into non-overlapping ``tile`` x ``tile`` tiles (centred), write them as
     PNGs into ``tiles_dir`` (8-bit, or 16-bit for the names that ``bits`` maps to 16) and pack them into the BasicSR
     LMDB ``lmdb_path`` (``basicsr.utils.lmdb_util.make_lmdb_from_imgs``, its console output kept off the terminal);
@@ -282,49 +275,21 @@ def pack_noisy_tiles(named_images: Iterable[tuple[str, np.ndarray]], tiles_dir: 
 
     ``corners`` (name -> top-left corners, a subset of ``demo_data.block_corners``) cuts only those tiles, and none
     of a name it lacks: amsnet-train-folder's sample of its tile budget (``max_train_tiles``), so that the LMDB and
-    the teacher targets later computed on it do not grow with the folder.
-
-    ``context`` ``(margin, context LMDB path)`` also packs every tile with ``margin`` px of its photo on each side
-    (:func:`with_context`), under the same key, into that LMDB (their PNGs, in ``<tiles_dir>_context``, are removed
-    once it is written): what BM3D's targets are computed on (``classical_teacher.context_lmdb``)."""
+    the teacher targets later computed on it do not grow with the folder."""
     keys = []
-    margin, context_lmdb = context or (0, None)
     for name, noisy in named_images:
         positions = demo_data.block_corners(*noisy.shape[:2], size=tile) if corners is None else corners.get(name, ())
         for top, left in positions:
             key = f'{name}_{top:04d}_{left:04d}'  # no dots: basicsr parses keys with split('.')
-            depth = (bits or {}).get(name, 8)
-            write_png(osp.join(tiles_dir, key + '.png'), noisy[top:top + tile, left:left + tile], bits=depth)
-            if context_lmdb:
-                write_png(osp.join(tiles_dir + '_context', key + '.png'),
-                          with_context(noisy, top=top, left=left, size=tile, margin=margin), bits=depth)
+            write_png(osp.join(tiles_dir, key + '.png'), noisy[top:top + tile, left:left + tile],
+                      bits=(bits or {}).get(name, 8))
             keys.append(key)
-    _make_lmdb(tiles_dir, lmdb_path, keys, side=tile)
-    if context_lmdb:
-        _make_lmdb(tiles_dir + '_context', context_lmdb, keys, side=tile + 2 * margin)
-        shutil.rmtree(tiles_dir + '_context')
-    return keys
-
-
-def with_context(image: np.ndarray, *, top: int, left: int, size: int, margin: int) -> np.ndarray:
-    """The ``size`` x ``size`` tile of ``image`` at (``top``, ``left``) with ``margin`` px of the image around it,
-    mirrored (OpenCV's ``BORDER_REFLECT_101``) where the image ends."""
-    height, width = image.shape[:2]
-    first_row, first_col = max(top - margin, 0), max(left - margin, 0)
-    end_row, end_col = min(top + size + margin, height), min(left + size + margin, width)
-    return cv2.copyMakeBorder(image[first_row:end_row, first_col:end_col], first_row - (top - margin),
-                              top + size + margin - end_row, first_col - (left - margin),
-                              left + size + margin - end_col, cv2.BORDER_REFLECT_101)
-
-
-def _make_lmdb(tiles_dir: str, lmdb_path: str, keys: Sequence[str], *, side: int) -> None:
-    """``basicsr.utils.lmdb_util.make_lmdb_from_imgs`` of the PNGs ``<key>.png`` of ``tiles_dir`` (``side`` px
-    square), its console output kept off the terminal."""
     # map_size: raw size of every tile + headroom (the default estimate can overflow).
     os.makedirs(osp.dirname(osp.abspath(lmdb_path)), exist_ok=True)
     with open(os.devnull, 'w') as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         make_lmdb_from_imgs(tiles_dir, lmdb_path, [key + '.png' for key in keys], keys,
-                            map_size=len(keys) * side * side * 3 * 8 + 2 ** 24, multiprocessing_read=False)
+                            map_size=len(keys) * tile * tile * 3 * 8 + 2 ** 24, multiprocessing_read=False)
+    return keys
 
 
 def write_options(out: str, options: Mapping, name: str) -> str:

@@ -23,8 +23,7 @@ camera's noise best. Steps, each a part of this package that the other commands 
 4. Distil (stage ``distill``, AMSNet-D: :func:`amsnet_basicsr.recipes.distill_stage_options`) a single-pass
    student (``--student-iters``; 0 keeps the B-E model). Its target on each training tile is BM3D given the noise
    measured on the flat blocks of the noisy tiles: its PSD and colour correlation (``classical_teacher`` with
-   weight 1, :mod:`amsnet_basicsr.distill.classical`), computed on each tile with 32 px of its photo around it
-   (``bm3d_context``: block matching finds more similar blocks); the student keeps the input's 32-px block means
+   weight 1, :mod:`amsnet_basicsr.distill.classical`); the student keeps the input's 32-px block means
    (``low_frequency_anchor``: no colour cast), less the noise's own mean at their level, measured with the PSD on
    the flattest blocks (``anchor_bias``: sRGB noise is not zero-mean). Denoising (``amsnet-denoise``) then covers
    every photo, whichever tiles were trained on.
@@ -144,11 +143,10 @@ def sample_tiles(photos, *, tile, budget, seed):
     return len(candidates), corners
 
 
-def pack(files, out, *, tile, budget, budget_source, seed, log, context_margin=0):
+def pack(files, out, *, tile, budget, budget_source, seed, log):
     """Step 1: the training LMDB (at most ``budget`` tiles: :func:`sample_tiles` with ``seed``) and the held-out
     validation tiles (noisy PNGs) under ``out/data``; ``budget_source`` names where the budget came from, for the
-    log. ``context_margin`` > 0 also packs the tiles with that margin of their photo (:func:`context_lmdb`), for
-    BM3D's targets."""
+    log."""
     data = osp.join(out, 'data')
     lmdb_path, val_dir = osp.join(data, 'train_noisy.lmdb'), osp.join(data, 'val_noisy')
     if osp.isfile(osp.join(lmdb_path, 'meta_info.txt')):
@@ -159,11 +157,9 @@ def pack(files, out, *, tile, budget, budget_source, seed, log, context_margin=0
     candidates, corners = sample_tiles(photos, tile=tile, budget=budget, seed=seed)
     tiles_dir = osp.join(data, 'noisy_tiles')
     partial = osp.join(data, 'partial', 'train_noisy.lmdb')  # moved into place once complete
-    partial_context = osp.join(data, 'partial', osp.basename(context_lmdb(out)))
     keys = recipes.pack_noisy_tiles(((photo.key, image_io.read_rgb(photo.path)) for photo in photos
                                      if photo.key in corners), tiles_dir, partial, tile,
-                                    bits={photo.key: photo.bits for photo in photos}, corners=corners,
-                                    context=(context_margin, partial_context) if context_margin else None)
+                                    bits={photo.key: photo.bits for photo in photos}, corners=corners)
     if len(keys) < 2:
         raise DataError(f'{len(keys)} tile of {tile} px in the photos; training needs at least 2 (use a smaller '
                         '--train-tile)')
@@ -175,9 +171,7 @@ def pack(files, out, *, tile, budget, budget_source, seed, log, context_margin=0
         lines = [line for line in handle if line.split('.png')[0] not in kept_out]
     with open(osp.join(partial, 'meta_info.txt'), 'w') as handle:  # training keys only: held-out tiles stay out
         handle.writelines(lines)
-    if context_margin:
-        os.replace(partial_context, context_lmdb(out))
-    os.replace(partial, lmdb_path)  # last: the packing is complete once it is in place
+    os.replace(partial, lmdb_path)
     budget_text = f'budget max_train_tiles={budget:,} ({budget_source})'
     if len(keys) < candidates:
         log(f'{len(photos):,} photos -> {candidates:,} candidate tiles of {tile}x{tile}; sampled {len(lines):,} for '
@@ -188,12 +182,6 @@ def pack(files, out, *, tile, budget, budget_source, seed, log, context_margin=0
             f'{len(kept_out):,} held out for checkpoint selection in {val_dir} (all {candidates:,} tiles: within the '
             f'{budget_text})')
     return lmdb_path, val_dir
-
-
-def context_lmdb(out):
-    """The LMDB of the training tiles with a margin of their photo around them (``classical_teacher.context_lmdb``).
-    """
-    return osp.join(out, 'data', 'train_context.lmdb')
 
 
 def pick_checkpoint(options, models_dir, val_dir, log):
@@ -272,8 +260,6 @@ def run(args, log):
     student_iters = config['student_iters'] if args.student_iters is None else args.student_iters
     budget = args.max_train_tiles or config['max_train_tiles']
     budget_source = '--max-train-tiles' if args.max_train_tiles else f"recipes.RECIPES['{recipe}']"
-    # BM3D's targets see the photo around each tile; packed only when a student learns from BM3D
-    bm3d_context = config.get('bm3d_context', 0) if student_iters and config.get('bm3d_weight') else 0
     files = find_images(folder, out)
     settings = dict(quick=args.quick, train_tile=args.train_tile, iters=iters, student_iters=student_iters,
                     seed=args.seed, max_train_tiles=budget)
@@ -282,7 +268,7 @@ def run(args, log):
                                mode='resume' if args.resume else 'force' if args.force else 'new')
     torch.manual_seed(args.seed)
     lmdb_path, val_dir = pack(files, out, tile=args.train_tile, budget=budget, budget_source=budget_source,
-                              seed=args.seed, log=log, context_margin=bm3d_context)
+                              seed=args.seed, log=log)
 
     options = recipes.teacher_options(config, lmdb_path, val_dir, iters=iters, seed=args.seed)
     teacher_dir = osp.join(out, 'experiments', recipes.TEACHER)
@@ -295,11 +281,7 @@ def run(args, log):
     final_weights, final_options = chosen, options
 
     if student_iters:
-        data = dict(lmdb=lmdb_path, teacher_lmdb=osp.join(out, 'data', 'train_teacher.lmdb'),
-                    context_lmdb=context_lmdb(out) if osp.isdir(context_lmdb(out)) else None)
-        if bm3d_context and not data['context_lmdb']:
-            log(f'{lmdb_path} was packed without the tiles\' context (an earlier version): BM3D\'s targets see the '
-                'tiles alone; --force packs it')
+        data = dict(lmdb=lmdb_path, teacher_lmdb=osp.join(out, 'data', 'train_teacher.lmdb'))
         distill = recipes.distill_stage_options(config, data, options, chosen, seed=args.seed, iters=student_iters)
         del distill['datasets']['val'], distill['val']  # no clean image and no hold-out loss for a student
         student = osp.join(out, 'experiments', recipes.STUDENT_EXPERIMENT, 'models', 'net_g_latest.pth')

@@ -16,10 +16,7 @@ standard deviation misleads it. The PSD is measured here from the noisy crops al
    substitute: AMSNet's teacher leaves the noise's correlated part in its output, so its residual measured
    correlations of 0.25 / 0.03 at lags 2 / 3 where the noise has 0.54 / 0.32 (validation photo, in-camera noise).
 2. :func:`bm3d_denoise`: the noisy image in that colour space through ``bm3d.bm3d`` with the PSD of the measured
-   autocorrelation (times ``psd_scale``), then back to RGB. With ``context_lmdb`` it runs on each crop with a
-   margin of its photo around it and is cropped back (:func:`crop_to_centre`): block matching on a lone 128-px
-   crop finds few similar blocks near its border (validation photo: +0.17 / +0.19 / +0.19 dB for margins of 16 /
-   32 / 64 px, docs/distillation.md).
+   autocorrelation (times ``psd_scale``), then back to RGB.
 3. The noise's mean as a function of the level (:attr:`NoiseModel.mean_bias`, :func:`mean_bias`): camera noise has
    zero mean before the tone curve, not in sRGB (a concave curve lowers the mean, clipping at black raises it), while
    the median of a level's values survives any monotone curve, so in a flat block the residual's mean minus its
@@ -42,9 +39,7 @@ import numpy as np
 from ..errors import OptionError
 
 SECTION = 'classical_teacher'  # the options section of stage distill; its keys and defaults:
-# context_lmdb: an LMDB holding, under the noisy crops' keys, each crop with a margin of its photo on every side
-# (amsnet-train-folder packs it): BM3D's block matching then sees the photo around the crop (step 2)
-DEFAULTS = dict(weight=0.5, psd_scale=1.5, noise_crops=256, context_lmdb=None)
+DEFAULTS = dict(weight=0.5, psd_scale=1.5, noise_crops=256)
 VALID = {'weight': (lambda value: 0 <= value <= 1, 'a number in [0, 1]'),
          'psd_scale': (lambda value: value > 0, 'a positive number'),
          'noise_crops': (lambda value: isinstance(value, int) and value >= 1, 'an integer >= 1')}
@@ -222,20 +217,4 @@ def check_section(section: Any) -> Dict[str, Any]:
         value = checked[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not valid(value):
             raise OptionError(f'{SECTION}.{key}: {expected}, got {value!r}')
-    context = checked['context_lmdb']
-    if context is not None and not (isinstance(context, str) and context):
-        raise OptionError(f'{SECTION}.context_lmdb: the path of an LMDB of noisy crops with context, or null; got '
-                          f'{context!r}')
     return checked
-
-
-def crop_to_centre(image: np.ndarray, *, height: int, width: int, name: str) -> np.ndarray:
-    """The centred ``height`` x ``width`` window of ``image`` (H, W, ...), which must exceed it by the same even
-    margin on both sides of each axis (a crop packed with its context, :data:`DEFAULTS`); :class:`ValueError`
-    naming ``name`` otherwise."""
-    extra_rows, extra_cols = image.shape[0] - height, image.shape[1] - width
-    if extra_rows < 0 or extra_cols < 0 or extra_rows % 2 or extra_cols % 2:
-        raise ValueError(f'{name}: {image.shape[1]}x{image.shape[0]} is not a {width}x{height} crop with an even '
-                         'margin of context around it')
-    top, left = extra_rows // 2, extra_cols // 2
-    return image[top:top + height, left:left + width]

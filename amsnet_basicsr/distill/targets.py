@@ -6,26 +6,22 @@ R^3 when enabled, as :func:`~amsnet_basicsr.distill.teacher_output`; the outputs
 LMDB ``datasets.train.dataroot_gt`` that BasicSR's ``PairedImageDataset`` then reads with the noisy crops. Only noisy
 crops are read.
 
-With a ``classical_teacher`` section (``{weight: w, psd_scale: s, noise_crops: n, context_lmdb: c}``) the target
-is ``w * BM3D + (1 - w) * teacher``: BM3D given the noise's power spectral density, which is measured on the flat
-parts of ``n`` evenly spaced noisy crops before any target is written (:mod:`amsnet_basicsr.distill.classical`; the
-measurement is recorded with the settings). With ``w = 1`` the AMSNet teacher is not run. With ``c`` (an LMDB of
-the same keys, each crop with a margin of its photo around it) BM3D runs on the crop in its context and its output
-is cropped back.
+With a ``classical_teacher`` section (``{weight: w, psd_scale: s, noise_crops: n}``) the target is
+``w * BM3D + (1 - w) * teacher``: BM3D given the noise's power spectral density, which is measured on the flat parts
+of ``n`` evenly spaced noisy crops before any target is written (:mod:`amsnet_basicsr.distill.classical`; the
+measurement is recorded with the settings). With ``w = 1`` the AMSNet teacher is not run.
 
 Restartable and never half-written: crops are committed one by one into ``<output>.partial/`` as they are
-computed; a rerun with the same teacher, weights (SHA-256), scheme, source and ``classical_teacher`` section continues
-where the last run stopped (with other settings it starts again); the LMDB is renamed into place, with its
-``meta_info.txt`` and ``amsnet_teacher.json``, only when every crop is in it. An existing output is replaced only with
-``--force``, and only when it is a targets LMDB (it holds ``amsnet_teacher.json``). The settings record the weights,
-the source and the ``context_lmdb`` as paths relative to the output's folder, so a folder moved with its LMDBs still
-matches.
+computed; a rerun with the same teacher, weights (SHA-256), scheme and source continues where the last run
+stopped (with other settings it starts again); the LMDB is renamed into place, with its ``meta_info.txt`` and
+``amsnet_teacher.json``, only when every crop is in it. An existing output is replaced only with ``--force``, and
+only when it is a targets LMDB (it holds ``amsnet_teacher.json``). The settings record the weights and the source as
+paths relative to the output's folder, so a folder moved with its LMDBs still matches.
 
 :func:`prepare_targets` runs five steps: :func:`_check_paths`, :func:`_settings`, :func:`_open_partial`,
 :func:`_write_targets` (one crop at a time: :func:`_target_png`), :func:`_publish`.
 """
 import argparse
-import contextlib
 import hashlib
 import json
 import os
@@ -64,10 +60,7 @@ def prepare_targets(opt: Mapping[str, Any], *, force: bool = False, device: str 
     classical = _classical_teacher(opt, source)
     settings = _settings(opt, config, source, output, len(keys))
     if classical is not None:
-        context = classical['section']['context_lmdb']
-        settings[classical_teacher.SECTION] = dict(
-            classical['section'], noise=classical['noise'].as_dict(),
-            context_lmdb=context and osp.relpath(osp.abspath(context), osp.dirname(osp.abspath(output))))
+        settings[classical_teacher.SECTION] = dict(classical['section'], noise=classical['noise'].as_dict())
     partial_root, partial = _open_partial(output, settings, log)
     start = time.perf_counter()
     label = (f'teacher {opt["network_teacher"]["type"]} ({opt["path"]["pretrain_network_teacher"]}): {len(keys)} '
@@ -76,8 +69,6 @@ def prepare_targets(opt: Mapping[str, Any], *, force: bool = False, device: str 
         weight = classical['section']['weight']
         label += (f'; target = {weight:g} x BM3D (the noise PSD measured on {classical["section"]["noise_crops"]} '
                   f'noisy crops) + {1 - weight:g} x teacher')
-        if classical['section']['context_lmdb']:
-            label += f'; BM3D sees each crop in its context ({classical["section"]["context_lmdb"]})'
     computed = _write_targets(teacher, config, source, partial, keys, device, progress,
                               lambda done: log(f'{label} ({done} already done)'), classical=classical)
     _publish(partial_root, partial, output, keys, settings)
@@ -138,9 +129,6 @@ def _classical_teacher(opt: Mapping[str, Any], source: str) -> Optional[Dict[str
     if section is None:
         return None
     section = classical_teacher.check_section(section)
-    context = section['context_lmdb']
-    if context and not osp.isfile(osp.join(context, 'data.mdb')):
-        raise DataError(f'{classical_teacher.SECTION}.context_lmdb: {context} is not an LMDB (no data.mdb)')
     return dict(section=section, noise=measured_noise(source, crops=section['noise_crops']))
 
 
@@ -165,9 +153,7 @@ def _write_targets(teacher: torch.nn.Module, config: SchemeConfig, source: str, 
     """Compute the crops of ``keys`` not yet in the LMDB ``partial`` and commit each in its own transaction (a kill
     loses at most one); ``started(number already done)`` is called first. Returns the number computed."""
     import lmdb
-    context = classical and classical['section']['context_lmdb']
     source_env = lmdb.open(source, readonly=True, lock=False, readahead=False)
-    context_env = lmdb.open(context, readonly=True, lock=False, readahead=False) if context else None
     target_env = lmdb.open(partial, map_size=max(os.path.getsize(osp.join(source, 'data.mdb')) * 3, 1 << 26))
     bar = None
     try:
@@ -176,20 +162,12 @@ def _write_targets(teacher: torch.nn.Module, config: SchemeConfig, source: str, 
         todo = [key for key in keys if key not in done]
         started(len(done))
         bar = _progress_bar(len(keys), len(keys) - len(todo)) if progress else None
-        with source_env.begin() as source_txn, \
-                (context_env.begin() if context_env is not None else contextlib.nullcontext()) as context_txn:
+        with source_env.begin() as source_txn:
             for key in todo:
                 content = source_txn.get(key.encode('ascii'))
                 if content is None:
                     raise DataError(f'{source}: key {key} of meta_info.txt is not in the LMDB')
-                around = None
-                if context_txn is not None:
-                    around = context_txn.get(key.encode('ascii'))
-                    if around is None:
-                        raise DataError(f'{context}: no crop {key} (the {classical_teacher.SECTION}.context_lmdb '
-                                        f'must hold every key of {source})')
-                encoded = _target_png(teacher, config, content, f'{source}:{key}', device, classical,
-                                      around=None if around is None else (around, f'{context}:{key}'))
+                encoded = _target_png(teacher, config, content, f'{source}:{key}', device, classical)
                 with target_env.begin(write=True) as txn:
                     txn.put(key.encode('ascii'), encoded)
                 if bar is not None:
@@ -198,46 +176,26 @@ def _write_targets(teacher: torch.nn.Module, config: SchemeConfig, source: str, 
         if bar is not None:
             bar.close()
         source_env.close()
-        if context_env is not None:
-            context_env.close()
         target_env.close()
     return len(todo)
 
 
 def _target_png(teacher: torch.nn.Module, config: SchemeConfig, content: bytes, name: str, device: str,
-                classical: Optional[Dict[str, Any]] = None, *, around: Optional[Tuple[bytes, str]] = None) -> bytes:
+                classical: Optional[Dict[str, Any]] = None) -> bytes:
     """The PNG bytes (8-bit BGR, BasicSR's LMDB convention) of the target of one stored noisy crop: the teacher's
-    output, mixed with BM3D's by the ``classical_teacher`` weight when there is one; BM3D runs on ``around`` (the
-    stored crop with its context, and its name) when given, cropped back to the crop."""
-    noisy = _decoded_rgb(content, name)
+    output, mixed with BM3D's by the ``classical_teacher`` weight when there is one."""
+    noisy = np.ascontiguousarray(image_io.to_float_bgr(image_io.decode(content, name))[..., ::-1])
     weight = 0 if classical is None else classical['section']['weight']
     target = _teacher_rgb(teacher, config, noisy, device) if weight < 1 else 0
     if weight > 0:
-        context = noisy if around is None else _context_of(noisy, *around)
-        bm3d_estimate = classical_teacher.bm3d_denoise(context, classical['noise'],
+        bm3d_estimate = classical_teacher.bm3d_denoise(noisy, classical['noise'],
                                                        psd_scale=classical['section']['psd_scale'])
-        if around is not None:
-            bm3d_estimate = classical_teacher.crop_to_centre(bm3d_estimate, height=noisy.shape[0],
-                                                             width=noisy.shape[1], name=around[1])
         target = weight * bm3d_estimate + (1 - weight) * target
     image = np.rint(np.clip(target[..., ::-1], 0, 1) * 255.0).astype(np.uint8)
     ok, encoded = cv2.imencode('.png', image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise DataError(f'cannot PNG-encode the target of {name}')
     return encoded.tobytes()
-
-
-def _context_of(noisy: np.ndarray, content: bytes, name: str) -> np.ndarray:
-    """The decoded context crop ``name`` of the float RGB crop ``noisy``: :class:`DataError` unless ``noisy`` lies at
-    its centre (an even margin on each side, the same pixels)."""
-    context = _decoded_rgb(content, name)
-    try:
-        centre = classical_teacher.crop_to_centre(context, height=noisy.shape[0], width=noisy.shape[1], name=name)
-    except ValueError as error:
-        raise DataError(str(error)) from error
-    if not np.array_equal(centre, noisy):
-        raise DataError(f'{name}: its centre is not the noisy crop of the same key (a context LMDB of other tiles?)')
-    return context
 
 
 def _teacher_rgb(teacher: torch.nn.Module, config: SchemeConfig, noisy: np.ndarray, device: str) -> np.ndarray:
@@ -250,12 +208,7 @@ def _stored_rgb(txn: Any, source: str, key: str) -> np.ndarray:
     content = txn.get(key.encode('ascii'))
     if content is None:
         raise DataError(f'{source}: key {key} of meta_info.txt is not in the LMDB')
-    return _decoded_rgb(content, f'{source}:{key}')
-
-
-def _decoded_rgb(content: bytes, name: str) -> np.ndarray:
-    """(H, W, 3) float RGB in [0, 1] of a stored PNG crop."""
-    return np.ascontiguousarray(image_io.to_float_bgr(image_io.decode(content, name))[..., ::-1])
+    return np.ascontiguousarray(image_io.to_float_bgr(image_io.decode(content, f'{source}:{key}'))[..., ::-1])
 
 
 def _publish(partial_root: str, partial: str, output: str, keys: Sequence[str], settings: Dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from amsnet_basicsr import distill, tiling
 from amsnet_basicsr.config import SchemeConfig
 from amsnet_basicsr.distill import classical
 from amsnet_basicsr.distill import targets as teacher_targets
-from amsnet_basicsr.errors import DataError, OptionError, SetupError
+from amsnet_basicsr.errors import OptionError, SetupError
 from amsnet_basicsr.options_check import check_options
 
 from helpers import correlated_noisy, smooth_scene
@@ -263,62 +263,6 @@ def test_bm3d_as_second_teacher_mixes_its_output_with_the_recorded_noise_model(t
         low, high = np.minimum(written[0][key], written[1][key]), np.maximum(written[0][key], written[1][key])
         assert ((written[0.5][key] >= low - 1) & (written[0.5][key] <= high + 1)).all()
         assert (written[1][key] != written[0][key]).mean() > 0.5  # BM3D is another teacher
-
-
-def lmdb_of(folder, images):
-    """A BasicSR LMDB ``folder`` of {key: float RGB image} written as 8-bit PNGs (BasicSR's own writer)."""
-    pngs = folder.parent / (folder.stem + '_png')
-    pngs.mkdir(parents=True)
-    for key, image in images.items():
-        cv2.imwrite(str(pngs / f'{key}.png'), np.rint(image[..., ::-1] * 255).astype(np.uint8))
-    make_lmdb_from_imgs(str(pngs), str(folder), [key + '.png' for key in images], list(images), map_size=1 << 24)
-    return folder
-
-
-@pytest.mark.slow
-def test_bm3d_sees_each_crop_in_its_context_and_is_cropped_back(tmp_path, image_folders, teacher_weights):
-    """``classical_teacher.context_lmdb``: BM3D runs on the 96-px photo around each 64-px crop and the target is
-    that output's centre (to the PNG's rounding), not BM3D on the crop alone; the context's path is recorded
-    relative to the output; a context LMDB without a crop's key, or with a crop that is not at the centre of its
-    context, is refused naming the key, and a path that is no LMDB before any crop is computed."""
-    rng = np.random.default_rng(5)
-    photos = {f'photo_{index}': np.clip(correlated_noisy(smooth_scene(96, 96, rng), 0.08, rng), 0, 1)
-              for index in range(2)}
-    quantised = {key: np.rint(photo * 255) / 255 for key, photo in photos.items()}
-    source = lmdb_of(tmp_path / 'crops.lmdb', {key: photo[16:80, 16:80] for key, photo in quantised.items()})
-    context = lmdb_of(tmp_path / 'context.lmdb', quantised)
-    section = {'weight': 1, 'psd_scale': 1.5, 'noise_crops': 2}
-    written = {}
-    for name, extra in (('alone', {}), ('in_context', {'context_lmdb': str(context)})):
-        targets = tmp_path / 'out' / f'{name}.lmdb'
-        options = distill_options(tmp_path, image_folders, teacher_weights, targets=targets, noisy_lmdb=source)
-        options[classical.SECTION] = {**section, **extra}
-        teacher_targets.prepare_targets(options, progress=False, log=lambda *_: None)
-        written[name] = {key: decoded(value).astype(int) for key, value in read_lmdb(targets).items()}
-    recorded = json.loads((tmp_path / 'out' / 'in_context.lmdb' / distill.TEACHER_INFO).read_text())
-    assert recorded[classical.SECTION]['context_lmdb'] == '../context.lmdb'
-    noise = classical.NoiseModel(np.array(recorded[classical.SECTION]['noise']['transform']),
-                                 np.array(recorded[classical.SECTION]['noise']['autocorrelation']))
-    for key, photo in quantised.items():
-        expected = classical.bm3d_denoise(photo, noise, psd_scale=1.5)[16:80, 16:80]
-        assert np.abs(written['in_context'][key] - np.rint(expected * 255)).max() <= 1
-        assert (written['in_context'][key] != written['alone'][key]).mean() > 0.05
-
-    for name, images, message in (
-            ('missing', {'photo_0': quantised['photo_0']}, r'no crop photo_1 \(the classical_teacher.context_lmdb'),
-            ('off_centre', {key: photo[:95] for key, photo in quantised.items()},
-             r'context\.lmdb:photo_0: 96x95 is not a 64x64 crop with an even margin'),
-            ('swapped', {'photo_0': quantised['photo_1'], 'photo_1': quantised['photo_0']},
-             r'context\.lmdb:photo_0: its centre is not the noisy crop of the same key')):
-        options = distill_options(tmp_path, image_folders, teacher_weights, targets=tmp_path / f'{name}.lmdb',
-                                  noisy_lmdb=source)
-        options[classical.SECTION] = {**section, 'context_lmdb': str(lmdb_of(tmp_path / name / 'context.lmdb',
-                                                                           images))}
-        with pytest.raises(DataError, match=message):
-            teacher_targets.prepare_targets(options, progress=False, log=lambda *_: None)
-    options[classical.SECTION]['context_lmdb'] = str(tmp_path / 'nowhere.lmdb')
-    with pytest.raises(DataError, match=r'^classical_teacher.context_lmdb: .*nowhere\.lmdb is not an LMDB'):
-        teacher_targets.prepare_targets(options, progress=False, log=lambda *_: None)
 
 
 def test_interrupted_preparation_leaves_nothing_loadable_and_resumes(tmp_path, image_folders, teacher_weights,

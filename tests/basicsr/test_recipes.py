@@ -1,7 +1,6 @@
 """The recipes (amsnet_basicsr/recipes.py): the options of amsnet-denoise --adapt, and the train.py subprocess that
 hands its child's one-line error on."""
 import copy
-import os
 
 import pytest
 import torch
@@ -102,52 +101,3 @@ def test_the_folder_student_s_denoise_yml_subtracts_the_recorded_noise_mean(tmp_
     assert logged and 'records no noise mean' in logged[0]
     with pytest.raises(OptionError, match='is not a teacher-targets LMDB'):
         train_folder.with_anchor_bias(distill, str(tmp_path / 'missing.lmdb'), logged.append)
-
-
-def test_tiles_packed_with_context_hold_the_photo_around_them_mirrored_at_its_border(tmp_path):
-    """``pack_noisy_tiles(context=(margin, lmdb))``: under every tile's key a second LMDB holds the tile with
-    ``margin`` px of its photo on each side -- the photo's own pixels inside it, mirrored (``np.pad``'s 'reflect',
-    i.e. OpenCV's BORDER_REFLECT_101) beyond its border -- whose centre is the tile itself."""
-    import cv2
-    import lmdb
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    photo = rng.integers(0, 256, (150, 200, 3)).astype(np.float32) / 255  # 8-bit values: PNG keeps them exactly
-    tile, margin = 64, 16
-    keys = recipes.pack_noisy_tiles([('img', photo)], str(tmp_path / 'tiles'), str(tmp_path / 'noisy.lmdb'), tile,
-                                    context=(margin, str(tmp_path / 'context.lmdb')))
-
-    def stored(path):
-        env = lmdb.open(str(path), readonly=True, lock=False)
-        with env.begin() as txn:
-            found = {key.decode(): cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_COLOR)[..., ::-1] / 255
-                     for key, value in txn.cursor()}
-        env.close()
-        return found
-
-    tiles, around = stored(tmp_path / 'noisy.lmdb'), stored(tmp_path / 'context.lmdb')
-    assert sorted(tiles) == sorted(around) == sorted(keys) and len(keys) == 6
-    mirrored = np.pad(photo, ((margin, margin), (margin, margin), (0, 0)), mode='reflect')
-    for key in keys:
-        top, left = map(int, key.split('_')[1:])
-        expected = mirrored[top:top + tile + 2 * margin, left:left + tile + 2 * margin]
-        np.testing.assert_allclose(around[key], expected, atol=1e-6)
-        np.testing.assert_array_equal(around[key][margin:-margin, margin:-margin], tiles[key])
-    sides = {line.split()[1] for line in open(tmp_path / 'context.lmdb' / 'meta_info.txt')}
-    assert sides == {f'({tile + 2 * margin},{tile + 2 * margin},3)'}
-
-
-def test_the_folder_recipe_computes_bm3d_on_the_tiles_in_their_context(tmp_path):
-    """``RECIPES['folder']``'s ``bm3d_context`` reaches ``classical_teacher.context_lmdb`` when the tiles were packed
-    with it; without a context LMDB the section has none (BM3D on the tiles alone)."""
-    from amsnet_basicsr.distill import classical
-    teacher = recipes.teacher_options(recipes.RECIPES['folder'], str(tmp_path / 'train.lmdb'), str(tmp_path / 'val'),
-                                      iters=10, seed=0)
-    data = dict(lmdb=str(tmp_path / 'train.lmdb'), teacher_lmdb=str(tmp_path / 'targets.lmdb'))
-    with_context = recipes.distill_stage_options(recipes.RECIPES['folder'], {**data, 'context_lmdb': 'context.lmdb'},
-                                                 teacher, 'teacher.pth', seed=0, iters=10)
-    assert recipes.RECIPES['folder']['bm3d_context'] == 32
-    assert classical.check_section(with_context[classical.SECTION])['context_lmdb'] == os.path.abspath('context.lmdb')
-    alone = recipes.distill_stage_options(recipes.RECIPES['folder'], data, teacher, 'teacher.pth', seed=0, iters=10)
-    assert classical.check_section(alone[classical.SECTION])['context_lmdb'] is None

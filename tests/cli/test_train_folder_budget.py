@@ -142,35 +142,3 @@ def test_the_full_demo_packs_all_of_its_tiles():
     tiles = sum(len(demo_data.block_corners(*demo_data.photo(name, max_side=side).shape[:2], size=config['train_tile']))
                 for name, side in sides.items())
     assert tiles == 296 <= train_folder.tiles_to_pack(config['max_train_tiles'])
-
-
-def test_a_recipe_with_bm3d_context_packs_the_sampled_tiles_with_their_photo_around_them(tmp_path, big_folder,
-                                                                                          stand_in_trainer,
-                                                                                          monkeypatch):
-    """``bm3d_context`` (the folder recipe's 32 px; 8 here, with BM3D as the teacher): ``data/train_context.lmdb``
-    holds every packed tile (the held-out one too) under its key with that margin of its photo, the tile at its
-    centre, and the targets record it as their ``classical_teacher.context_lmdb``; without a student nothing is
-    packed for it."""
-    import json
-
-    from amsnet_basicsr.distill import TEACHER_INFO
-    photos, _ = big_folder
-    monkeypatch.setitem(recipes.RECIPES, 'quick', {**recipes.RECIPES['quick'], 'bm3d_weight': 1.0,
-                                                   'bm3d_psd_scale': 1.5, 'bm3d_context': 8})
-    run(photos, tmp_path / 'plain', '--student-iters', '0', '--max-train-tiles', '4')
-    assert not (tmp_path / 'plain' / 'data' / 'train_context.lmdb').exists()
-    run(photos, tmp_path / 'run', '--max-train-tiles', '4')
-    training, held_out, tiles = packed(tmp_path / 'run')
-    data = tmp_path / 'run' / 'data'
-    env = lmdb.open(str(data / 'train_context.lmdb'), readonly=True, lock=False)
-    with env.begin() as txn:
-        around = {key.decode(): cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_UNCHANGED)
-                  for key, value in txn.cursor()}
-    env.close()
-    assert sorted(around) == sorted(training + held_out) and len(training) == 4
-    for key, tile in tiles.items():
-        assert around[key].shape == (TILE + 16, TILE + 16, 3)
-        np.testing.assert_array_equal(around[key][8:-8, 8:-8], tile)
-    recorded = json.loads((data / 'train_teacher.lmdb' / TEACHER_INFO).read_text())
-    assert recorded['classical_teacher']['context_lmdb'] == 'train_context.lmdb'
-    assert not (data / 'noisy_tiles_context').exists()  # the PNGs are removed once packed

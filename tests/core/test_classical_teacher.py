@@ -116,21 +116,10 @@ def test_bm3d_given_the_measured_psd_beats_bm3d_told_white_noise_of_the_same_var
     ({'weight': True}, r'classical_teacher.weight'),
     ({'psd_scale': 0}, r'classical_teacher.psd_scale: a positive number'),
     ({'noise_crops': 2.5}, r'classical_teacher.noise_crops: an integer >= 1'),
-    ({'context_lmdb': ''}, r'classical_teacher.context_lmdb: the path of an LMDB'),
-    ({'context_lmdb': 32}, r'classical_teacher.context_lmdb: the path of an LMDB'),
 ])
 def test_the_section_errors_name_the_key(section, message):
     with pytest.raises(OptionError, match=message):
         classical.check_section(section)
-
-
-def test_a_crop_with_context_is_cut_back_to_its_centre():
-    image = np.arange(12 * 14).reshape(12, 14)
-    np.testing.assert_array_equal(classical.crop_to_centre(image, height=8, width=8, name='x'), image[2:10, 3:11])
-    np.testing.assert_array_equal(classical.crop_to_centre(image, height=12, width=14, name='x'), image)
-    for height, width in ((9, 8), (8, 15), (14, 14)):
-        with pytest.raises(ValueError, match=f'^key_0: 14x12 is not a {width}x{height} crop with an even margin'):
-            classical.crop_to_centre(image, height=height, width=width, name='key_0')
 
 
 def test_the_section_defaults():
