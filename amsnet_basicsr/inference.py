@@ -117,7 +117,8 @@ def keep_freed_memory() -> bool:
     whose every page the kernel faults in and zeroes, on every layer, and free heap is given back above twice the
     threshold; here allocations up to :data:`KEPT_MEMORY` (1 GiB) come from the heap and as much free heap is kept.
     The process's memory then stays at its peak until it exits. PyTorch's CPU performance guide gets the same from
-    jemalloc or tcmalloc preloaded; ``benchmarks/results/inference_speed.md``, "Memory format", has the measurement.
+    jemalloc or tcmalloc preloaded; ``benchmarks/results/inference_speed.md``, "Freed memory kept, and a 768-px tile",
+    has the measurement.
     Returns whether both settings took; False, changing nothing, where the C library is not glibc (macOS, Windows,
     musl, whose ``mallopt`` does nothing)."""
     try:
