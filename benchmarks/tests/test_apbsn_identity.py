@@ -119,6 +119,7 @@ def amsnet_inference(model):
 
 
 @pytest.mark.slow
+@pytest.mark.bench
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_apbsn_learns_to_copy_its_own_pixel_and_amsnet_cannot(seed):
     """The mechanism of the identity mapping, after 300 steps: AP-BSN's pipeline learns to read the very pixel it
@@ -139,6 +140,7 @@ def test_apbsn_learns_to_copy_its_own_pixel_and_amsnet_cannot(seed):
 
 
 @pytest.mark.slow
+@pytest.mark.bench
 def test_apbsn_drifts_to_the_noisy_input_and_amsnet_does_not():
     """The outcome of the identity mapping (paper Tab. 3), after 1200 steps (seed 0, ~90 s): AP-BSN's output sits
     at the noisy input, AMSNet's at the clean image. Margins: about half the smallest gap measured over seeds 0-4."""
