@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Can ``classical_teacher.psd_scale`` be chosen per folder without a clean image? Three criteria against the truth.
 
-    python benchmarks/psd_scale.py --out results/psd_scale                            # the validation photo, ~10 min
+    python benchmarks/psd_scale.py --out results/psd_scale                            # the validation photo, ~13 min
     python benchmarks/psd_scale.py --photos rocket retina --variants 0 1 --out results/psd_scale_train
 
 ``amsnet-train-folder``'s teacher is BM3D given the noise's PSD measured on the flat blocks of the noisy tiles, times
