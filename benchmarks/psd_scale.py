@@ -43,6 +43,7 @@ SCALES = (1.0, 1.5, 2.0, 2.5)
 SURE_EPSILON = 0.1  # the perturbation, in units of the noise (finite differences of a non-smooth BM3D need some)
 R2R_ALPHA = 0.5
 HIGH_FREQUENCY = 0.25  # cycles per px
+CRITERIA = ('sure', 'r2r_gaussian', 'r2r_flat')  # estimated risks, lowest picks
 
 
 def tiles_of(image, *, tile):
@@ -119,32 +120,28 @@ def measure(noisy, clean, *, tile, tiles, scales, seed=0):
     picked = np.linspace(0, len(noisy_tiles) - 1, min(tiles, len(noisy_tiles))).astype(int)
     found = dict(ratio=high_frequency_ratio(unclipped, flat, model.transform[0]), psnr=[], sure=[], r2r_gaussian=[],
                  r2r_flat=[])
+    scored = []  # (noisy, clean, Gaussian draw, flat-block draw) per picked tile: the same draws for every scale
+    for index in picked:
+        y, x = (np.asarray(image[index], np.float64) for image in (noisy_tiles, clean_tiles))
+        rng = np.random.default_rng([seed, int(index)])
+        scored.append((y, x, gaussian_noise(model, *y.shape[:2], rng), flat_block_noise(flat, *y.shape[:2], rng)))
     for scale in scales:
         bm3d, noisier = (partial(bm3d_at, model, factor) for factor in (scale, scale * (1 + R2R_ALPHA ** 2)))
-        sums = np.zeros(4)
-        for index in picked:
-            y, x = (np.asarray(image[index], np.float64) for image in (noisy_tiles, clean_tiles))
-            rng = np.random.default_rng([seed, int(index)])  # the same draws for every scale
-            gaussian = gaussian_noise(model, *y.shape[:2], rng)
-            flat_noise = flat_block_noise(flat, *y.shape[:2], rng)
-            sums += [((bm3d(y) - x) ** 2).mean(), sure(bm3d, y, gaussian), r2r(noisier, y, gaussian),
-                     r2r(noisier, y, flat_noise)]
-        mse, *criteria = sums / len(picked)
+        mse, *criteria = np.mean([[((bm3d(y) - x) ** 2).mean(), sure(bm3d, y, gaussian), r2r(noisier, y, gaussian),
+                                   r2r(noisier, y, flat_noise)] for y, x, gaussian, flat_noise in scored], axis=0)
         found['psnr'].append(float(-10 * np.log10(mse)))
-        for key, value in zip(('sure', 'r2r_gaussian', 'r2r_flat'), criteria):
+        for key, value in zip(CRITERIA, criteria):
             found[key].append(float(value))
     return found
 
 
 def markdown(rows, *, scales, command):
     """The result table: per photo and pipeline, the PSNR at each factor, and the factor each criterion picks."""
-    best = {True: max, False: min}
     lines = [f'`{command}`', '', '| pipeline | photo | high-frequency ratio | ' + ' | '.join(
         f'PSNR x {scale:g}' for scale in scales) + ' | best | SURE picks | R2R (Gaussian) picks | R2R (flat blocks) '
         'picks |', '| --- ' * (7 + len(scales)) + '|']
     for row in rows:
-        picks = [scales[values.index(best[key == 'psnr'](values))] for key, values in
-                 ((key, row[key]) for key in ('psnr', 'sure', 'r2r_gaussian', 'r2r_flat'))]
+        picks = [scales[int(np.argmax(row['psnr']))]] + [scales[int(np.argmin(row[key]))] for key in CRITERIA]
         lines.append(f'| {row["variant"]} | {row["photo"]} | {row["ratio"]:.3f} | ' + ' | '.join(
             f'{value:.2f}' for value in row['psnr']) + ' | ' + ' | '.join(f'{pick:g}' for pick in picks) + ' |')
     return '\n'.join(lines) + '\n'
