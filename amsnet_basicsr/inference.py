@@ -92,7 +92,7 @@ def piecewise_linear(level: torch.Tensor, rows: Sequence[Sequence[float]]) -> to
         values = values.mean(1, keepdim=True)
     elif level.shape[1] != values.shape[1]:
         raise ImageError(f'amsnet.anchor_bias has {values.shape[1]} channels, the image {level.shape[1]}')
-    level = level.clamp(levels[0], levels[-1])
+    level = level.clamp(levels[0], levels[-1]).contiguous()
     upper = torch.bucketize(level, levels).clamp(min=1, max=max(len(levels) - 1, 1)) if len(levels) > 1 else \
         torch.zeros_like(level, dtype=torch.long)
     lower = (upper - 1).clamp(min=0)

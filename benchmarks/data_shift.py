@@ -169,6 +169,34 @@ def variant_photos(variant, *, seed, names=None, max_side=MAX_SIDE):
     return photos
 
 
+def pipeline_photos(indices, *, names, seed=0):
+    """(variant, photo name, noisy, clean) for the photos ``names`` through each pipeline of ``indices`` (positions in
+    :data:`VARIANTS`), as :func:`variant_photos` makes them; for the scripts that sample photos per pipeline."""
+    variants = list(VARIANTS)
+    for index in indices:
+        for photo, noisy, clean in variant_photos(variants[index], seed=seed, names=names):
+            yield variants[index], photo, noisy, clean
+
+
+def sample_arguments(parser, page):
+    """The options of a script that samples photos per pipeline (:func:`pipeline_photos`) into the markdown ``page``:
+    ``--out``, ``--photos``, ``--variants`` and ``--tile``."""
+    parser.add_argument('--out', required=True, help=f'folder for {page}')
+    parser.add_argument('--photos', nargs='+', default=[demo_data.VAL_IMAGE],
+                        help='sample photos (default: the demo\'s validation photo, %(default)s)')
+    parser.add_argument('--variants', nargs='+', type=int, default=list(range(8)),
+                        help='indices of VARIANTS (default: the eight pipelines of the demo\'s photos)')
+    parser.add_argument('--tile', type=int, default=128, help='tile side (default: amsnet-train-folder\'s 128)')
+
+
+def write_page(out, filename, text):
+    """Write the markdown ``text`` to ``out/filename`` (the folder made if need be) and print it."""
+    os.makedirs(out, exist_ok=True)
+    with open(osp.join(out, filename), 'w', encoding='utf-8') as handle:
+        handle.write(text)
+    print(text)
+
+
 def variant_blocks(variant, *, seed, block, limit, photos=None):
     """[(key, noisy, clean)] test blocks (the demo's: ``limit`` per photo) of :func:`variant_photos`."""
     blocks = []

@@ -25,7 +25,6 @@ noise seed 0), this measures on ``--tiles`` evenly spaced ``--tile``-px tiles (t
 The measured table is in ``benchmarks/results/psd_scale.md``. Torch-free: numpy, OpenCV and ``bm3d``.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 import time
@@ -36,7 +35,6 @@ import numpy as np
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import data_shift  # noqa: E402  (the bench's camera pipelines)
 
-from amsnet_basicsr import demo_data  # noqa: E402
 from amsnet_basicsr.distill import classical  # noqa: E402
 
 SCALES = (1.0, 1.5, 2.0, 2.5)
@@ -149,29 +147,20 @@ def markdown(rows, *, scales, command):
 
 def run(argv=None):
     parser = argparse.ArgumentParser(prog='psd_scale.py', description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', required=True, help='folder for psd_scale.md')
-    parser.add_argument('--photos', nargs='+', default=[demo_data.VAL_IMAGE],
-                        help='sample photos (default: the demo\'s validation photo, %(default)s)')
-    parser.add_argument('--variants', nargs='+', type=int, default=list(range(8)),
-                        help='indices of data_shift.VARIANTS (default: the eight pipelines of the demo\'s photos)')
+    data_shift.sample_arguments(parser, 'psd_scale.md')
     parser.add_argument('--scales', nargs='+', type=float, default=list(SCALES))
-    parser.add_argument('--tile', type=int, default=128, help='tile side (default: amsnet-train-folder\'s 128)')
     parser.add_argument('--tiles', type=int, default=8, help='tiles scored per photo (default: %(default)s)')
     args = parser.parse_args(argv)
-    names, rows = list(data_shift.VARIANTS), []
-    for variant in (names[index] for index in args.variants):
-        for photo, noisy, clean in data_shift.variant_photos(variant, seed=0, names=args.photos):
-            start = time.perf_counter()
-            rows.append(dict(variant=variant, photo=photo, **measure(noisy, clean, tile=args.tile, tiles=args.tiles,
-                                                                     scales=args.scales)))
-            print(f'{variant[:44]:44s} {photo:16s} ratio {rows[-1]["ratio"]:.3f} PSNR ' + ' '.join(
-                f'{value:.2f}' for value in rows[-1]['psnr']) + f' ({time.perf_counter() - start:.0f} s)', flush=True)
-    os.makedirs(args.out, exist_ok=True)
-    table = markdown(rows, scales=args.scales, command='python benchmarks/psd_scale.py ' + ' '.join(
-        argv if argv is not None else sys.argv[1:]))
-    with open(osp.join(args.out, 'psd_scale.md'), 'w', encoding='utf-8') as handle:
-        handle.write(table)
-    print(table)
+    rows = []
+    for variant, photo, noisy, clean in data_shift.pipeline_photos(args.variants, names=args.photos):
+        start = time.perf_counter()
+        rows.append(dict(variant=variant, photo=photo, **measure(noisy, clean, tile=args.tile, tiles=args.tiles,
+                                                                 scales=args.scales)))
+        print(f'{variant[:44]:44s} {photo:16s} ratio {rows[-1]["ratio"]:.3f} PSNR ' + ' '.join(
+            f'{value:.2f}' for value in rows[-1]['psnr']) + f' ({time.perf_counter() - start:.0f} s)', flush=True)
+    data_shift.write_page(args.out, 'psd_scale.md', markdown(
+        rows, scales=args.scales, command='python benchmarks/psd_scale.py ' + ' '.join(
+            argv if argv is not None else sys.argv[1:])))
     return rows
 
 

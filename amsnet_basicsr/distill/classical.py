@@ -24,8 +24,9 @@ standard deviation misleads it. The PSD is measured here from the noisy crops al
    ``fraction`` of all the blocks of step 1, near-black and near-white ones included (the median is robust to
    clipping; blocks clipped flat are left out), in :data:`BIAS_LEVELS` bins of their level. ``amsnet.anchor_bias``
    subtracts it from the means the student keeps (:func:`amsnet_basicsr.inference.anchor_low_frequencies`).
-   In-camera noise reduction averages the noise before it is seen here, and so hides most of the bias
-   (docs/distillation.md, "The noise's mean", has the validation figures).
+   It recovers part of the mean only: shot noise is skewed in linear light already, and in-camera noise reduction,
+   sharpening or JPEG after the tone curve average the skew out before it is seen here (docs/distillation.md, "The
+   noise's mean", has the validation figures; benchmarks/results/noise_mean.md, what the rest costs).
 
 :func:`amsnet_basicsr.distill.targets.prepare_targets` mixes this output into the teacher's target with the weight
 ``classical_teacher.weight``; the student still runs once per image. Pure numpy + ``bm3d`` (and OpenCV's Gaussian
@@ -51,7 +52,9 @@ RADIUS = 8  # lags measured; real in-camera noise is correlated out to 4-6 px
 FLAT_BLOCK = 32
 FLAT_FRACTION = 0.25
 CLIPPED = 0.04  # a block whose mean is this close to 0 or 1 in some channel holds clipped noise
-BIAS_LEVELS = 8  # bins of the level, [0, 1] cut evenly, for the noise's mean (step 3)
+# bins of the level, [0, 1] cut evenly, for the noise's mean (step 3): the mean bends sharply in the shadows; 16 left
+# a perfect denoiser less cast than 8 on the validation and training photos (benchmarks/results/noise_mean.md)
+BIAS_LEVELS = 16
 BIAS_MIN_BLOCKS = 3  # a bin with fewer blocks takes its value from its neighbours
 SATURATED = 0.5 / 255  # a block channel whose residual spreads less than this holds no noise (clipped flat)
 
@@ -134,26 +137,26 @@ def near_black_or_white(mean: np.ndarray) -> bool:
     return bool((mean < CLIPPED).any() or (mean > 1 - CLIPPED).any())
 
 
-def mean_bias(blocks: list) -> Tuple[Tuple[float, float, float, float], ...]:
-    """Rows ``(level, R, G, B)`` at the centres of :data:`BIAS_LEVELS` even bins of [0, 1]: per channel, the
+def mean_bias(blocks: list, *, levels: int = BIAS_LEVELS) -> Tuple[Tuple[float, float, float, float], ...]:
+    """Rows ``(level, R, G, B)`` at the centres of ``levels`` even bins of [0, 1]: per channel, the
     (flatness, mean, residual) ``blocks`` whose mean lies in a bin give ``-median(residual)`` (module docstring, step
     3), averaged with their mean level; a bin with :data:`BIAS_MIN_BLOCKS` blocks or more is a point of the channel's
     curve, read at the centres linearly between the points and flat beyond them. A channel with fewer than two points
     is 0 (one point says nothing about the other levels); so are all channels without blocks."""
-    edges = np.linspace(0, 1, BIAS_LEVELS + 1)
+    edges = np.linspace(0, 1, levels + 1)
     centres = (edges[:-1] + edges[1:]) / 2
-    table = np.zeros((BIAS_LEVELS, 3))
+    table = np.zeros((levels, 3))
     if blocks:
         means = np.array([mean for _, mean, _ in blocks])
         biases = np.array([-np.median(residual.reshape(-1, 3), axis=0) for _, _, residual in blocks])
         for channel in range(3):
-            bins = np.clip(np.digitize(means[:, channel], edges) - 1, 0, BIAS_LEVELS - 1)
-            counts = np.bincount(bins, minlength=BIAS_LEVELS)
+            bins = np.clip(np.digitize(means[:, channel], edges) - 1, 0, levels - 1)
+            counts = np.bincount(bins, minlength=levels)
             known = counts >= BIAS_MIN_BLOCKS
             if known.sum() >= 2:
-                levels = np.bincount(bins, weights=means[:, channel], minlength=BIAS_LEVELS)[known] / counts[known]
-                values = np.bincount(bins, weights=biases[:, channel], minlength=BIAS_LEVELS)[known] / counts[known]
-                table[:, channel] = np.interp(centres, levels, values)
+                points = np.bincount(bins, weights=means[:, channel], minlength=levels)[known] / counts[known]
+                values = np.bincount(bins, weights=biases[:, channel], minlength=levels)[known] / counts[known]
+                table[:, channel] = np.interp(centres, points, values)
     return tuple((float(level), *map(float, np.round(row, 6))) for level, row in zip(centres, table))
 
 
@@ -164,12 +167,12 @@ def holds_noise(residual: np.ndarray) -> bool:
 
 
 def estimate_noise(crops: Iterable[np.ndarray], *, radius: int = RADIUS, block: int = FLAT_BLOCK,
-                   fraction: float = FLAT_FRACTION) -> NoiseModel:
+                   fraction: float = FLAT_FRACTION, bias_levels: int = BIAS_LEVELS) -> NoiseModel:
     """The :class:`NoiseModel` of noisy float RGB (H, W, 3) ``crops``: the plane-fit residuals of their flattest
     blocks (:func:`block_residuals`) that are not near black or white, their pooled channel covariance and, after
     :func:`decorrelating_transform`, their pooled per-channel autocorrelation at lags up to ``radius``,
-    Bartlett-tapered; and the :func:`mean_bias` of the flattest ``fraction`` of all blocks that hold noise
-    (:func:`holds_noise`; module docstring, steps 1 and 3)."""
+    Bartlett-tapered; and the :func:`mean_bias` (at ``bias_levels`` levels) of the flattest ``fraction`` of all
+    blocks that hold noise (:func:`holds_noise`; module docstring, steps 1 and 3)."""
     off_plane = plane_fit_residual_operator(block)
     blocks = sorted((found for crop in crops for found in block_residuals(crop, off_plane)), key=lambda f: f[0])
     unclipped = [found for found in blocks if not near_black_or_white(found[1])]
@@ -185,7 +188,7 @@ def estimate_noise(crops: Iterable[np.ndarray], *, radius: int = RADIUS, block: 
     taper = 1 - np.abs(np.arange(-radius, radius + 1)) / (radius + 1)
     noisy = [found for found in blocks if holds_noise(found[2])]
     return NoiseModel(transform, sums / counts * np.outer(taper, taper)[..., None],
-                      mean_bias(noisy[:max(1, int(len(noisy) * fraction))]))
+                      mean_bias(noisy[:max(1, int(len(noisy) * fraction))], levels=bias_levels))
 
 
 def bm3d_denoise(noisy: np.ndarray, noise: NoiseModel, *, psd_scale: float) -> np.ndarray:
