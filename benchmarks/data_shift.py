@@ -42,6 +42,9 @@ the tiles the AMSNet rows ran (:meth:`~amsnet_basicsr.inference.AMSNetDenoiser.t
 the autocorrelation of noisy - clean at :data:`LAGS` (:func:`noise_autocorrelation`) and its standard deviation.
 Several ``--demo`` folders (seeds) give the mean and sample standard deviation. The demo has no P stage, so there is
 no P-E row. Measured tables: ``benchmarks/results/data_shift.md``.
+
+The camera pipelines also serve the scripts that sample photos per pipeline (``psd_scale.py``, ``noise_mean.py``):
+:func:`pipeline_photos`, :func:`tiles_of`, :func:`sample_arguments`, :func:`write_page`.
 """
 import argparse
 import json
@@ -170,31 +173,20 @@ def variant_photos(variant, *, seed, names=None, max_side=MAX_SIDE):
 
 
 def pipeline_photos(indices, *, names, seed=0):
-    """(variant, photo name, noisy, clean) for the photos ``names`` through each pipeline of ``indices`` (positions in
-    :data:`VARIANTS`), as :func:`variant_photos` makes them; for the scripts that sample photos per pipeline."""
+    """(variant, photo name, noisy, clean) for the photos ``names`` (None: each variant's own test photos) through each
+    pipeline of ``indices`` (positions in :data:`VARIANTS`), as :func:`variant_photos` makes them; for the scripts
+    that sample photos per pipeline."""
     variants = list(VARIANTS)
     for index in indices:
         for photo, noisy, clean in variant_photos(variants[index], seed=seed, names=names):
             yield variants[index], photo, noisy, clean
 
 
-def sample_arguments(parser, page):
-    """The options of a script that samples photos per pipeline (:func:`pipeline_photos`) into the markdown ``page``:
-    ``--out``, ``--photos``, ``--variants`` and ``--tile``."""
-    parser.add_argument('--out', required=True, help=f'folder for {page}')
-    parser.add_argument('--photos', nargs='+', default=[demo_data.VAL_IMAGE],
-                        help='sample photos (default: the demo\'s validation photo, %(default)s)')
-    parser.add_argument('--variants', nargs='+', type=int, default=list(range(8)),
-                        help='indices of VARIANTS (default: the eight pipelines of the demo\'s photos)')
-    parser.add_argument('--tile', type=int, default=128, help='tile side (default: amsnet-train-folder\'s 128)')
-
-
-def write_page(out, filename, text):
-    """Write the markdown ``text`` to ``out/filename`` (the folder made if need be) and print it."""
-    os.makedirs(out, exist_ok=True)
-    with open(osp.join(out, filename), 'w', encoding='utf-8') as handle:
-        handle.write(text)
-    print(text)
+def tiles_of(image, *, tile):
+    """The non-overlapping ``tile``-px tiles of ``image``, row by row (as ``amsnet-train-folder`` cuts a photo)."""
+    height, width = image.shape[:2]
+    return [image[top:top + tile, left:left + tile] for top in range(0, height - tile + 1, tile)
+            for left in range(0, width - tile + 1, tile)]
 
 
 def variant_blocks(variant, *, seed, block, limit, photos=None):
@@ -462,6 +454,25 @@ def markdown(table, *, seeds, demo_folders, command, whole_photos):
             lines.append('| ' + ' | '.join(cells) + ' |')
         lines.append('')
     return '\n'.join(lines)
+
+
+def sample_arguments(parser, page):
+    """The options of a script that samples photos per pipeline (:func:`pipeline_photos`) into the markdown ``page``:
+    ``--out``, ``--photos``, ``--variants`` and ``--tile``."""
+    parser.add_argument('--out', required=True, help=f'folder for {page}')
+    parser.add_argument('--photos', nargs='+', default=[demo_data.VAL_IMAGE],
+                        help='sample photos (default: the demo\'s validation photo, %(default)s)')
+    parser.add_argument('--variants', nargs='+', type=int, default=list(range(8)),
+                        help='indices of data_shift.VARIANTS (default: the eight pipelines of the demo\'s photos)')
+    parser.add_argument('--tile', type=int, default=128, help='tile side (default: amsnet-train-folder\'s 128)')
+
+
+def write_page(text, *, out, filename):
+    """Write the markdown ``text`` to ``out/filename`` (the folder made if need be) and print it."""
+    os.makedirs(out, exist_ok=True)
+    with open(osp.join(out, filename), 'w', encoding='utf-8') as handle:
+        handle.write(text)
+    print(text)
 
 
 def run(argv=None):

@@ -32,16 +32,15 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import data_shift  # noqa: E402  (the bench's camera pipelines)
-from psd_scale import tiles_of  # noqa: E402
 
 from amsnet_basicsr.distill import classical  # noqa: E402
 from amsnet_basicsr.inference import anchor_low_frequencies, piecewise_linear  # noqa: E402
 from amsnet_basicsr.recipes import to_tensor, to_uint8  # noqa: E402
 
 ANCHOR_BLOCK = 32  # the recipe's amsnet.low_frequency_anchor
-TRUE_BINS = 64  # clean levels of the true curve
-MIN_PIXELS = 200  # a bin with fewer pixels takes its value from its neighbours
-LEVELS = (0.0625, 0.1875, 0.3125, 0.5, 0.8125)  # where the curves are printed
+TRUE_BINS = 64  # clean levels of the true curve: 4 grey levels each, finer than the shadows' bend
+MIN_PIXELS = 200  # a bin with fewer pixels takes its value from its neighbours (its mean's error < 0.1 grey level)
+LEVELS = (0.0625, 0.1875, 0.3125, 0.5, 0.8125)  # where the curves are printed: shadows to highlights
 
 
 def true_curve(noisy, clean, *, bins=TRUE_BINS):
@@ -62,9 +61,9 @@ def true_curve(noisy, clean, *, bins=TRUE_BINS):
 
 
 def perfect_anchored(noisy, clean, bias, *, per_pixel):
-    """The clean photo given the noisy photo's anchored block means, float (H, W, 3): ``bias`` rows looked up at the
-    block means (``anchor_low_frequencies``) or, ``per_pixel``, at each clean pixel's level (subtracted from the noisy
-    photo, then anchored without a bias)."""
+    """The clean photo given the noisy photo's anchored block means, float (H, W, 3): ``bias`` rows (None: no mean)
+    looked up at the block means (``anchor_low_frequencies``) or, ``per_pixel``, at each clean pixel's level
+    (subtracted from the noisy photo, then anchored without a bias)."""
     noisy_t, clean_t = to_tensor(noisy), to_tensor(clean)
     if per_pixel:
         noisy_t, bias = noisy_t - piecewise_linear(clean_t, bias), None
@@ -81,11 +80,10 @@ def labels(bias_levels):
 def measure(noisy, clean, *, tile, bias_levels):
     """{label of :func:`labels`: (cast, low-frequency error)}, and the 'true' curve and the 'measured' one at the first
     of ``bias_levels``."""
-    crops = tiles_of(noisy, tile=tile)
+    crops = data_shift.tiles_of(noisy, tile=tile)
     measured = [classical.estimate_noise(crops, bias_levels=levels).mean_bias for levels in bias_levels]
     true = true_curve(noisy, clean)
-    zero = tuple((level, 0.0, 0.0, 0.0) for level in (0.0, 1.0))
-    outputs = [noisy, *(perfect_anchored(noisy, clean, curve, per_pixel=False) for curve in (zero, *measured, true)),
+    outputs = [noisy, *(perfect_anchored(noisy, clean, curve, per_pixel=False) for curve in (None, *measured, true)),
                perfect_anchored(noisy, clean, true, per_pixel=True)]
     reference = to_uint8(clean)
     found = {label: data_shift.errors(to_uint8(output), reference)[:2]
@@ -127,13 +125,14 @@ def run(argv=None):
     parser.add_argument('--bias-levels', nargs='+', type=int, default=[classical.BIAS_LEVELS],
                         help='levels of the measured curve, one column each (default: the product\'s %(default)s)')
     args = parser.parse_args(argv)
+    args.bias_levels = list(dict.fromkeys(args.bias_levels))  # one column each
     results = []
     for variant, photo, noisy, clean in data_shift.pipeline_photos(args.variants, names=args.photos):
         scores, curves = measure(noisy, clean, tile=args.tile, bias_levels=args.bias_levels)
         results.append(dict(variant=variant, photo=photo, scores=scores, curves=curves))
         print(f'{variant[:44]:44s} {photo:12s} cast ' + ' '.join(f'{cast:.2f}' for cast, _ in scores.values()),
               flush=True)
-    data_shift.write_page(args.out, 'noise_mean.md', markdown(
+    data_shift.write_page(out=args.out, filename='noise_mean.md', text=markdown(
         results, bias_levels=args.bias_levels, command='python benchmarks/noise_mean.py ' + ' '.join(
             argv if argv is not None else sys.argv[1:])))
     return results

@@ -44,13 +44,6 @@ HIGH_FREQUENCY = 0.25  # cycles per px
 CRITERIA = ('sure', 'r2r_gaussian', 'r2r_flat')  # estimated risks, lowest picks
 
 
-def tiles_of(image, *, tile):
-    """The non-overlapping ``tile``-px tiles of ``image``, row by row."""
-    height, width = image.shape[:2]
-    return [image[top:top + tile, left:left + tile] for top in range(0, height - tile + 1, tile)
-            for left in range(0, width - tile + 1, tile)]
-
-
 def gaussian_noise(model, height, width, rng):
     """A (height, width, 3) RGB draw of Gaussian noise with ``model``'s PSD (per channel of its colour space)."""
     white = rng.standard_normal((height, width, 3))
@@ -112,7 +105,7 @@ def bm3d_at(model, scale, image):
 
 def measure(noisy, clean, *, tile, tiles, scales, seed=0):
     """{'ratio', 'psnr', 'sure', 'r2r_gaussian', 'r2r_flat'} (the last four lists over ``scales``) of one photo."""
-    noisy_tiles, clean_tiles = tiles_of(noisy, tile=tile), tiles_of(clean, tile=tile)
+    noisy_tiles, clean_tiles = data_shift.tiles_of(noisy, tile=tile), data_shift.tiles_of(clean, tile=tile)
     model = classical.estimate_noise(noisy_tiles)
     flat, unclipped = flat_residuals(noisy_tiles)
     picked = np.linspace(0, len(noisy_tiles) - 1, min(tiles, len(noisy_tiles))).astype(int)
@@ -158,7 +151,7 @@ def run(argv=None):
                                                                  scales=args.scales)))
         print(f'{variant[:44]:44s} {photo:16s} ratio {rows[-1]["ratio"]:.3f} PSNR ' + ' '.join(
             f'{value:.2f}' for value in rows[-1]['psnr']) + f' ({time.perf_counter() - start:.0f} s)', flush=True)
-    data_shift.write_page(args.out, 'psd_scale.md', markdown(
+    data_shift.write_page(out=args.out, filename='psd_scale.md', text=markdown(
         rows, scales=args.scales, command='python benchmarks/psd_scale.py ' + ' '.join(
             argv if argv is not None else sys.argv[1:])))
     return rows

@@ -24,8 +24,8 @@ standard deviation misleads it. The PSD is measured here from the noisy crops al
    ``fraction`` of all the blocks of step 1, near-black and near-white ones included (the median is robust to
    clipping; blocks clipped flat are left out), in :data:`BIAS_LEVELS` bins of their level. ``amsnet.anchor_bias``
    subtracts it from the means the student keeps (:func:`amsnet_basicsr.inference.anchor_low_frequencies`).
-   It recovers part of the mean only: shot noise is skewed in linear light already, and in-camera noise reduction,
-   sharpening or JPEG after the tone curve average the skew out before it is seen here (docs/distillation.md, "The
+   It recovers part of the mean only: shot noise is skewed in linear light already, and in-camera noise reduction or
+   JPEG after the tone curve average or quantise the skew away before it is seen here (docs/distillation.md, "The
    noise's mean", has the validation figures; benchmarks/results/noise_mean.md, what the rest costs).
 
 :func:`amsnet_basicsr.distill.targets.prepare_targets` mixes this output into the teacher's target with the weight
@@ -52,8 +52,8 @@ RADIUS = 8  # lags measured; real in-camera noise is correlated out to 4-6 px
 FLAT_BLOCK = 32
 FLAT_FRACTION = 0.25
 CLIPPED = 0.04  # a block whose mean is this close to 0 or 1 in some channel holds clipped noise
-# bins of the level, [0, 1] cut evenly, for the noise's mean (step 3): the mean bends sharply in the shadows; 16 left
-# a perfect denoiser less cast than 8 on the validation and training photos (benchmarks/results/noise_mean.md)
+# bins of the level, [0, 1] cut evenly, for the noise's mean (step 3): measured, 16 left a perfect denoiser less cast
+# than 8 on the validation and training photos, with a smaller worst case than 32 (benchmarks/results/noise_mean.md)
 BIAS_LEVELS = 16
 BIAS_MIN_BLOCKS = 3  # a bin with fewer blocks takes its value from its neighbours
 SATURATED = 0.5 / 255  # a block channel whose residual spreads less than this holds no noise (clipped flat)

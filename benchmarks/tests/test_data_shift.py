@@ -15,6 +15,7 @@ import rescore_students
 import yaml
 
 from amsnet_basicsr import demo_data
+from amsnet_basicsr.distill import classical
 from amsnet_basicsr.recipes import RECIPES
 
 from helpers import GOLDEN, GOLDEN_NETWORKS, GOLDEN_SCHEMES, REPO
@@ -194,7 +195,7 @@ def test_bench_evaluates_a_demo_runs_settings_on_the_variants(tmp_path):
                                   str(tmp_path / 'rescored.json')]) == 0
     [(folder, rescored)] = json.loads((tmp_path / 'rescored.json').read_text()).items()  # the other run: no anchor
     assert folder.endswith(osp.join('test-photos', 'train_folder')) and rescored['seed'] == 0
-    assert np.array(rescored['anchor_bias']).shape == (8, 4)
+    assert np.array(rescored['anchor_bias']).shape == (classical.BIAS_LEVELS, 4)
     assert all(0 < rescored[label][0] < 100 and rescored[label][2] >= 0 for label in ('no bias', 'bias'))
     missing = subprocess.run([sys.executable, str(SCRIPT), '--demo', str(tmp_path), '--out',
                               str(tmp_path / 'x')], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -22,8 +22,9 @@ def test_true_curve_is_the_mean_of_the_noise_at_each_clean_level():
     rows = np.array(noise_mean.true_curve(noisy, clean, bins=10))
     assert rows[:, 0] == pytest.approx(np.arange(10) / 10 + 0.05)
     expected = np.interp(rows[:, 0], np.array(CURVE)[:, 0], np.array(CURVE)[:, 1])
-    # a bin's mean is that of the curve over the bin (the curve bends at 0.2, 0.4, 0.6: within 0.005 of its centre)
-    assert np.abs(rows[:, 1:] - expected[:, None]).max() < 0.006
+    # the curve bends at bin edges only (0.2, 0.4, 0.6), so each bin's mean is its value at the centre; ~6,500 pixels
+    # of noise sigma 0.05 per bin leave a standard error of ~0.0006
+    assert np.abs(rows[:, 1:] - expected[:, None]).max() < 0.003
 
 
 def test_a_curved_bias_needs_the_per_pixel_lookup():
@@ -45,6 +46,7 @@ def test_a_run_writes_the_casts_and_the_curves(tmp_path):
     casts = {label: cast for label, (cast, _) in results[0]['scores'].items()}
     assert list(casts) == noise_mean.labels([8, 16])
     assert casts['true, per pixel'] < 0.5 < casts['noisy input']  # the anchor with the true curve leaves no cast
+    assert casts['measured (16 levels), block means'] < casts['no mean']  # 0.52 against 1.31 measured
     table = (tmp_path / 'noise_mean.md').read_text()
     assert table.count('| soft, bilinear (the demo: tuning variant) | coffee |') == 2
     assert '| measured (8 levels), block means | measured (16 levels), block means |' in table

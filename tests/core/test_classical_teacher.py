@@ -130,11 +130,12 @@ def test_the_section_defaults():
 def test_the_noise_mean_by_level_is_measured_through_a_tone_curve():
     """Zero-mean noise through a concave tone curve (sRGB's 1/2.2 power) has a negative mean in the output, larger in
     the shadows: the mean minus the median of the flat blocks' residuals finds it at each level (step 3), from 8
-    flat crops per level, the channels apart: a bias of up to 0.75 grey levels to within 0.2 (measured: at most
-    0.04-0.07 over seeds 3-8), read from the table at the level as the anchor reads it."""
+    flat crops per level, the channels apart: a bias of up to 1.1 grey levels to within 0.2 (measured: at most
+    0.03-0.08 over seeds 3-8), read from the table at the level as the anchor reads it."""
     rng = np.random.default_rng(3)
     curve = 1 / 2.2
-    linear_levels = [0.0774, 0.2829, 0.4387, 0.8676]  # 0.3125, 0.5625, 0.6875, 0.9375 after it: bin centres
+    centres = (np.arange(classical.BIAS_LEVELS) + 0.5) / classical.BIAS_LEVELS
+    linear_levels = [centres[index] ** 2.2 for index in (4, 8, 10, 14)]  # bin centres after the curve
     crops, truth = [], {}
     for level in linear_levels:
         sigma = np.array([0.01, 0.02, 0.015])  # a different noise per channel, so a different bias
@@ -148,6 +149,17 @@ def test_the_noise_mean_by_level_is_measured_through_a_tone_curve():
         found = [np.interp(output_level, table[:, 0], table[:, 1 + channel]) for channel in range(3)]
         assert np.abs(np.array(found) - bias).max() * 255 < 0.2, (output_level, found, bias)
     assert (table[0, 1:] < table[-1, 1:]).all()  # the curve bends most in the shadows
+
+
+@pytest.mark.parametrize('levels', [8, classical.BIAS_LEVELS])
+def test_the_noise_mean_table_has_a_row_at_each_bin_centre(levels):
+    """``levels`` rows at the centres of even bins of [0, 1]; blocks of a constant bias 0.01 at two levels give it
+    at every row (linear between the two points, flat beyond)."""
+    residual = np.full((32, 32, 3), -0.01)  # the median of a block's residual is minus its bias
+    blocks = [(0.0, np.full(3, level), residual) for level in (0.3, 0.7) for _ in range(classical.BIAS_MIN_BLOCKS)]
+    table = np.array(classical.mean_bias(blocks, levels=levels))
+    assert table[:, 0] == pytest.approx((np.arange(levels) + 0.5) / levels)
+    assert table[:, 1:] == pytest.approx(0.01)
 
 
 def test_zero_mean_noise_on_a_linear_image_has_no_mean_bias():
