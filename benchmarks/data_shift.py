@@ -183,7 +183,8 @@ def pipeline_photos(indices, *, names, seed=0):
 
 
 def tiles_of(image, *, tile):
-    """The non-overlapping ``tile``-px tiles of ``image``, row by row (as ``amsnet-train-folder`` cuts a photo)."""
+    """The non-overlapping ``tile``-px tiles of ``image``, row by row from its top-left corner (``amsnet-train-folder``
+    centres its grid; the noise measured on either is the same photo's)."""
     height, width = image.shape[:2]
     return [image[top:top + tile, left:left + tile] for top in range(0, height - tile + 1, tile)
             for left in range(0, width - tile + 1, tile)]
