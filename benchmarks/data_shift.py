@@ -44,7 +44,7 @@ Several ``--demo`` folders (seeds) give the mean and sample standard deviation. 
 no P-E row. Measured tables: ``benchmarks/results/data_shift.md``.
 
 The camera pipelines also serve the scripts that sample photos per pipeline (``psd_scale.py``, ``noise_mean.py``):
-:func:`pipeline_photos`, :func:`tiles_of`, :func:`sample_arguments`, :func:`write_page`.
+:func:`pipeline_photos`, :func:`tiles_of`, :func:`sample_arguments`, :func:`command_line`, :func:`write_page`.
 """
 import argparse
 import json
@@ -468,6 +468,11 @@ def sample_arguments(parser, page):
     parser.add_argument('--tile', type=int, default=128, help='tile side (default: amsnet-train-folder\'s 128)')
 
 
+def command_line(script, argv):
+    """The command that ran ``script`` with ``argv`` (None: this process's own arguments), for a result page."""
+    return f'python benchmarks/{script} ' + ' '.join(sys.argv[1:] if argv is None else argv)
+
+
 def write_page(text, *, out, filename):
     """Write the markdown ``text`` to ``out/filename`` (the folder made if need be) and print it."""
     os.makedirs(out, exist_ok=True)
@@ -517,7 +522,7 @@ def run(argv=None):
             for demo in demos]
     table = aggregate(runs)
     os.makedirs(args.out, exist_ok=True)
-    command = 'python benchmarks/data_shift.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    command = command_line('data_shift.py', argv)
     seeds = [demo['seed'] for demo in demos]
     text = markdown(table, seeds=seeds, demo_folders=args.demo, command=command, whole_photos=args.whole_photos)
     with open(osp.join(args.out, 'data_shift.md'), 'w') as handle:

@@ -133,8 +133,7 @@ def run(argv=None):
         print(f'{variant[:44]:44s} {photo:12s} cast ' + ' '.join(f'{cast:.2f}' for cast, _ in scores.values()),
               flush=True)
     data_shift.write_page(out=args.out, filename='noise_mean.md', text=markdown(
-        results, bias_levels=args.bias_levels, command='python benchmarks/noise_mean.py ' + ' '.join(
-            argv if argv is not None else sys.argv[1:])))
+        results, bias_levels=args.bias_levels, command=data_shift.command_line('noise_mean.py', argv)))
     return results
 
 

@@ -152,8 +152,7 @@ def run(argv=None):
         print(f'{variant[:44]:44s} {photo:16s} ratio {rows[-1]["ratio"]:.3f} PSNR ' + ' '.join(
             f'{value:.2f}' for value in rows[-1]['psnr']) + f' ({time.perf_counter() - start:.0f} s)', flush=True)
     data_shift.write_page(out=args.out, filename='psd_scale.md', text=markdown(
-        rows, scales=args.scales, command='python benchmarks/psd_scale.py ' + ' '.join(
-            argv if argv is not None else sys.argv[1:])))
+        rows, scales=args.scales, command=data_shift.command_line('psd_scale.py', argv)))
     return rows
 
 
