@@ -15,8 +15,12 @@ standard deviation misleads it. The PSD is measured here from the noisy crops al
    out to ``radius`` pixels and tapered (Bartlett), which keeps the PSD non-negative. A denoiser's residual is no
    substitute: AMSNet's teacher leaves the noise's correlated part in its output, so its residual measured
    correlations of 0.25 / 0.03 at lags 2 / 3 where the noise has 0.54 / 0.32 (validation photo, in-camera noise).
-2. :func:`bm3d_denoise`: the noisy image in that colour space through ``bm3d.bm3d`` with the PSD of the measured
-   autocorrelation (times ``psd_scale``), then back to RGB.
+2. :func:`bm3d_denoise`: the noisy image in that colour space through BM3D's first stage (collaborative
+   hard-thresholding, ``bm3d.bm3d`` with ``BM3DStages.HARD_THRESHOLDING``) with the PSD of the measured
+   autocorrelation (times ``psd_scale``), then back to RGB. BM3D's second stage (collaborative Wiener filtering with
+   the first stage's estimate as its pilot) is left out: given the measured PSD it lowered the estimate on every
+   pipeline of the validation photo (by 0.05-0.55 dB on its 128-px tiles) and on most training photos, at 2.7x the
+   time (docs/distillation.md, "BM3D's first stage alone").
 3. The noise's mean as a function of the level (:attr:`NoiseModel.mean_bias`, :func:`mean_bias`): camera noise has
    zero mean before the tone curve, not in sRGB (a concave curve lowers the mean, clipping at black raises it), while
    the median of a level's values survives any monotone curve, so in a flat block the residual's mean minus its
@@ -39,6 +43,7 @@ import numpy as np
 
 from ..errors import OptionError
 
+BM3D_STAGES = 'hard thresholding'  # recorded with the targets: those of both stages are not resumed
 SECTION = 'classical_teacher'  # the options section of stage distill; its keys and defaults:
 DEFAULTS = dict(weight=0.5, psd_scale=1.5, noise_crops=256)
 VALID = {'weight': (lambda value: 0 <= value <= 1, 'a number in [0, 1]'),
@@ -192,8 +197,8 @@ def estimate_noise(crops: Iterable[np.ndarray], *, radius: int = RADIUS, block: 
 
 
 def bm3d_denoise(noisy: np.ndarray, noise: NoiseModel, *, psd_scale: float) -> np.ndarray:
-    """(H, W, 3) float RGB in [0, 1] -> BM3D's estimate in [0, 1] (float32) for the noise ``noise`` with its PSD
-    times ``psd_scale`` (module docstring, step 2)."""
+    """(H, W, 3) float RGB in [0, 1] -> the estimate in [0, 1] (float32) of BM3D's hard-thresholding stage for the
+    noise ``noise`` with its PSD times ``psd_scale`` (module docstring, step 2)."""
     import bm3d
 
     from ..basicsr_compat import numpy_trapz_for_bm4d
@@ -204,7 +209,8 @@ def bm3d_denoise(noisy: np.ndarray, noise: NoiseModel, *, psd_scale: float) -> n
     # validation photo with in-camera noise 4.6-6.2 CPU-s per crop, against 0.9 s with nf = 0 (the PSD's global
     # transform-domain variances), which scored 31.27 dB against 31.21 there
     profile.nf = 0
-    estimate = bm3d.bm3d(image, noise.psd(*image.shape[:2]) * psd_scale, profile=profile)
+    estimate = bm3d.bm3d(image, noise.psd(*image.shape[:2]) * psd_scale, profile=profile,
+                         stage_arg=bm3d.BM3DStages.HARD_THRESHOLDING)
     return np.clip(estimate @ np.linalg.inv(noise.transform).T, 0, 1).astype(np.float32)
 
 

@@ -60,7 +60,8 @@ def prepare_targets(opt: Mapping[str, Any], *, force: bool = False, device: str 
     classical = _classical_teacher(opt, source)
     settings = _settings(opt, config, source, output, len(keys))
     if classical is not None:
-        settings[classical_teacher.SECTION] = dict(classical['section'], noise=classical['noise'].as_dict())
+        settings[classical_teacher.SECTION] = dict(classical['section'], noise=classical['noise'].as_dict(),
+                                                   bm3d_stages=classical_teacher.BM3D_STAGES)
     partial_root, partial = _open_partial(output, settings, log)
     start = time.perf_counter()
     label = (f'teacher {opt["network_teacher"]["type"]} ({opt["path"]["pretrain_network_teacher"]}): {len(keys)} '
